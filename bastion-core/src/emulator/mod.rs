@@ -1,0 +1,1 @@
+//! The Bastion data-plane emulator (feature `emulator`).

@@ -1,0 +1,19 @@
+//! # bastion-core
+//!
+//! Azure Bastion "native client" tunnels in Rust: the data-plane protocol, a transport-agnostic
+//! `AsyncRead + AsyncWrite` adapter over WebSocket messages ([`TunnelStream`]), the session
+//! lifecycle (token exchange, WebSocket, guaranteed DELETE), a local listener, stdin/stdout mode,
+//! and (feature `emulator`) a real HTTPS + WSS emulator of the Bastion data plane.
+#![warn(missing_docs)]
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+pub mod error;
+pub mod protocol;
+mod secret;
+
+pub use error::{Error, Operation, Result};
+pub use protocol::{Endpoint, EndpointKind, Target, TokenResponse};
+pub use secret::Secret;
+
+#[cfg(feature = "emulator")]
+pub mod emulator;

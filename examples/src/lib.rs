@@ -1,0 +1,1 @@
+//! Examples live in the package root as [[example]] targets.
