@@ -8,8 +8,12 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 pub mod error;
+pub mod http;
 pub mod protocol;
 mod secret;
+pub mod stream;
+pub mod tls;
+pub mod token;
 
 pub use error::{Error, Operation, Result};
 pub use protocol::{Endpoint, EndpointKind, Target, TokenResponse};
