@@ -83,8 +83,10 @@ pub enum Error {
     },
 
     /// The server sent `101` and then an HTTP response instead of WebSocket frames.
-    #[error("Bastion rejected the tunnel after upgrade: in-band {status_line} after upgrade")]
+    #[error("Bastion rejected the tunnel: in-band HTTP {status} after upgrade ({status_line})")]
     InBandHttp {
+        /// The status code of the in-band response (0 when unreadable).
+        status: u16,
         /// The status line, e.g. `HTTP/1.1 400 Bad Request`.
         status_line: String,
     },

@@ -174,7 +174,11 @@ impl HttpsClient {
                 return result;
             }
             attempt += 1;
-            tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, "retrying request");
+            tracing::debug!(
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "retrying request"
+            );
             tokio::time::sleep(wait).await;
         }
     }
@@ -197,9 +201,9 @@ impl HttpsClient {
             .await
             .map_err(|e| connect_error(&authority, &e))?;
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            let upgraded = hyper::upgrade::on(&mut resp)
-                .await
-                .map_err(|e| Error::Handshake(format!("the 101 response could not be upgraded: {e}")))?;
+            let upgraded = hyper::upgrade::on(&mut resp).await.map_err(|e| {
+                Error::Handshake(format!("the 101 response could not be upgraded: {e}"))
+            })?;
             let (parts, _) = resp.into_parts();
             return Ok((Response::from_parts(parts, Bytes::new()), Some(upgraded)));
         }
@@ -214,10 +218,10 @@ impl HttpsClient {
 
     fn prepare(&self, req: Request<Bytes>) -> Request<Full<Bytes>> {
         let (mut parts, body) = req.into_parts();
-        if !parts.headers.contains_key(header::USER_AGENT) {
-            if let Ok(v) = HeaderValue::from_str(&self.config.user_agent) {
-                parts.headers.insert(header::USER_AGENT, v);
-            }
+        if !parts.headers.contains_key(header::USER_AGENT)
+            && let Ok(v) = HeaderValue::from_str(&self.config.user_agent)
+        {
+            parts.headers.insert(header::USER_AGENT, v);
         }
         Request::from_parts(parts, Full::new(body))
     }
@@ -227,7 +231,11 @@ impl HttpsClient {
     pub async fn post_token(&self, endpoint: &Endpoint, form: &Secret) -> Result<TokenResponse> {
         let req = Request::builder()
             .method(Method::POST)
-            .uri(format!("https://{}{}", endpoint.authority(), protocol::TOKENS_PATH))
+            .uri(format!(
+                "https://{}{}",
+                endpoint.authority(),
+                protocol::TOKENS_PATH
+            ))
             .header(header::ACCEPT, "*/*")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Bytes::copy_from_slice(form.expose().as_bytes()))
@@ -267,7 +275,11 @@ impl HttpsClient {
     pub async fn post_connection(&self, endpoint: &Endpoint, body: &Secret) -> Result<Endpoint> {
         let req = Request::builder()
             .method(Method::POST)
-            .uri(format!("https://{}{}", endpoint.authority(), protocol::CONNECTION_PATH))
+            .uri(format!(
+                "https://{}{}",
+                endpoint.authority(),
+                protocol::CONNECTION_PATH
+            ))
             .header(header::CONTENT_TYPE, "application/json")
             .body(Bytes::copy_from_slice(body.expose().as_bytes()))
             .map_err(|e| Error::Config(format!("cannot build the connection request: {e}")))?;
@@ -284,11 +296,7 @@ pub fn http_error(operation: Operation, resp: &Response<Bytes>) -> Error {
     Error::Http {
         operation,
         status: resp.status().as_u16(),
-        reason: resp
-            .status()
-            .canonical_reason()
-            .unwrap_or("")
-            .to_owned(),
+        reason: resp.status().canonical_reason().unwrap_or("").to_owned(),
         message: protocol::error_message(resp.body()),
     }
 }
@@ -300,7 +308,11 @@ fn is_retryable_status(status: StatusCode) -> bool {
 /// The `Retry-After` delay in seconds, if the header holds a number.
 fn retry_after(resp: &Response<Bytes>) -> Option<Duration> {
     let v = resp.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 fn jitter() -> Duration {
@@ -352,7 +364,8 @@ impl tower_service::Service<Name> for OverrideResolver {
             return Box::pin(async move { Ok(addrs.into_iter()) });
         }
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             Ok(addrs.into_iter())
         })
     }

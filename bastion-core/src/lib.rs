@@ -9,15 +9,25 @@
 
 pub mod error;
 pub mod http;
+pub mod listener;
 pub mod protocol;
 mod secret;
+pub mod session;
 pub mod stream;
 pub mod tls;
 pub mod token;
+pub mod tunnel;
+pub mod websocket;
 
 pub use error::{Error, Operation, Result};
+pub use listener::LocalListener;
 pub use protocol::{Endpoint, EndpointKind, Target, TokenResponse};
 pub use secret::Secret;
+pub use stream::{StreamConfig, TunnelStream};
+pub use token::{StaticTokenCredential, TokenSource};
+pub use tunnel::{
+    ConnectionEvent, RelayStats, ServeSummary, Tunnel, TunnelConfig, TunnelConnection,
+};
 
 #[cfg(feature = "emulator")]
 pub mod emulator;

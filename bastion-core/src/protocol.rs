@@ -306,7 +306,7 @@ fn check_resource_id(id: &str) -> Result<(), ProtocolError> {
     if segs.len() < 5 || !segs[4].eq_ignore_ascii_case("providers") {
         return Err(err("the providers segment is missing"));
     }
-    if segs.len() < 8 || segs.len() % 2 != 0 {
+    if segs.len() < 8 || !segs.len().is_multiple_of(2) {
         return Err(err("the provider namespace, type and name are incomplete"));
     }
     Ok(())

@@ -225,53 +225,55 @@ where
         if self.close_sent {
             return Ok(());
         }
-        if let Some(timer) = self.ping_timer.as_mut() {
-            if timer.as_mut().poll(cx).is_ready() {
-                if self.ping_outstanding && self.pong_seen {
-                    return Err(Error::Timeout {
-                        what: "WebSocket keepalive (no frame from the Bastion after a ping)",
-                        after: self.config.dead_peer_timeout,
-                    }
-                    .into_io());
+        if let Some(timer) = self.ping_timer.as_mut()
+            && timer.as_mut().poll(cx).is_ready()
+        {
+            if self.ping_outstanding && self.pong_seen {
+                return Err(Error::Timeout {
+                    what: "WebSocket keepalive (no frame from the Bastion after a ping)",
+                    after: self.config.dead_peer_timeout,
                 }
-                let next = if self.ping_outstanding {
-                    self.config.ping_interval.unwrap_or(self.config.dead_peer_timeout)
-                } else {
-                    self.config.dead_peer_timeout
-                };
-                if let Poll::Ready(Ok(())) = Pin::new(&mut self.inner).poll_ready(cx) {
-                    Pin::new(&mut self.inner)
-                        .start_send(Message::Ping(Bytes::from_static(b"bastion")))
-                        .map_err(convert_error)?;
-                    self.flush_pending = true;
-                    self.ping_outstanding = true;
-                }
-                timer.as_mut().reset(Instant::now() + next);
-                // Register the timer's waker for the new deadline.
-                let _ = timer.as_mut().poll(cx);
+                .into_io());
             }
-        }
-        if self.pong.is_some() {
+            let next = if self.ping_outstanding {
+                self.config
+                    .ping_interval
+                    .unwrap_or(self.config.dead_peer_timeout)
+            } else {
+                self.config.dead_peer_timeout
+            };
             if let Poll::Ready(Ok(())) = Pin::new(&mut self.inner).poll_ready(cx) {
-                if let Some(payload) = self.pong.take() {
-                    Pin::new(&mut self.inner)
-                        .start_send(Message::Pong(payload))
-                        .map_err(convert_error)?;
-                    self.flush_pending = true;
-                }
+                Pin::new(&mut self.inner)
+                    .start_send(Message::Ping(Bytes::from_static(b"bastion")))
+                    .map_err(convert_error)?;
+                self.flush_pending = true;
+                self.ping_outstanding = true;
             }
+            timer.as_mut().reset(Instant::now() + next);
+            // Register the timer's waker for the new deadline.
+            let _ = timer.as_mut().poll(cx);
         }
-        if self.flush_pending {
-            if let Poll::Ready(r) = Pin::new(&mut self.inner).poll_flush(cx) {
-                r.map_err(convert_error)?;
-                self.flush_pending = false;
-            }
+        if self.pong.is_some()
+            && let Poll::Ready(Ok(())) = Pin::new(&mut self.inner).poll_ready(cx)
+            && let Some(payload) = self.pong.take()
+        {
+            Pin::new(&mut self.inner)
+                .start_send(Message::Pong(payload))
+                .map_err(convert_error)?;
+            self.flush_pending = true;
+        }
+        if self.flush_pending
+            && let Poll::Ready(r) = Pin::new(&mut self.inner).poll_flush(cx)
+        {
+            r.map_err(convert_error)?;
+            self.flush_pending = false;
         }
         Ok(())
     }
 
     fn frame_received(&mut self) {
-        if let (Some(timer), Some(interval)) = (self.ping_timer.as_mut(), self.config.ping_interval) {
+        if let (Some(timer), Some(interval)) = (self.ping_timer.as_mut(), self.config.ping_interval)
+        {
             timer.as_mut().reset(Instant::now() + interval);
         }
         self.ping_outstanding = false;
@@ -530,9 +532,13 @@ mod tests {
     async fn reads_binary_skip_empty_and_close_is_eof_with_code_kept() {
         let (a, mut b) = memory_pair(16);
         let mut s = TunnelStream::new(a, cfg(4096));
-        b.send(Message::Binary(Bytes::from_static(b"hello "))).await.unwrap();
+        b.send(Message::Binary(Bytes::from_static(b"hello ")))
+            .await
+            .unwrap();
         b.send(Message::Binary(Bytes::new())).await.unwrap();
-        b.send(Message::Binary(Bytes::from_static(b"world"))).await.unwrap();
+        b.send(Message::Binary(Bytes::from_static(b"world")))
+            .await
+            .unwrap();
         b.send(Message::Close(Some(CloseFrame {
             code: CloseCode::from(1011),
             reason: "target gone".into(),
@@ -552,7 +558,9 @@ mod tests {
     async fn text_frame_is_a_protocol_error_and_sends_close_1003() {
         let (a, mut b) = memory_pair(16);
         let mut s = TunnelStream::new(a, cfg(4096));
-        b.send(Message::text("HTTP/1.1 400 Bad Request")).await.unwrap();
+        b.send(Message::text("HTTP/1.1 400 Bad Request"))
+            .await
+            .unwrap();
         let mut buf = [0u8; 16];
         let err = s.read(&mut buf).await.unwrap_err();
         assert!(matches!(Error::from_io(err), Error::TextFrame { .. }));
@@ -566,8 +574,12 @@ mod tests {
     async fn pings_are_answered() {
         let (a, mut b) = memory_pair(16);
         let mut s = TunnelStream::new(a, cfg(4096));
-        b.send(Message::Ping(Bytes::from_static(b"p1"))).await.unwrap();
-        b.send(Message::Binary(Bytes::from_static(b"x"))).await.unwrap();
+        b.send(Message::Ping(Bytes::from_static(b"p1")))
+            .await
+            .unwrap();
+        b.send(Message::Binary(Bytes::from_static(b"x")))
+            .await
+            .unwrap();
         let mut buf = [0u8; 1];
         s.read_exact(&mut buf).await.unwrap();
         // The pong goes out when the reader is next polled.
@@ -602,8 +614,15 @@ mod tests {
         let mut s = TunnelStream::new(a, cfg(1024));
         let data = vec![7u8; 1 << 20];
         let write = tokio::time::timeout(Duration::from_millis(300), s.write_all(&data)).await;
-        assert!(write.is_err(), "write_all must block while the peer does not read");
-        assert!(s.bytes_written() <= 8 * 1024, "accepted {} bytes", s.bytes_written());
+        assert!(
+            write.is_err(),
+            "write_all must block while the peer does not read"
+        );
+        assert!(
+            s.bytes_written() <= 8 * 1024,
+            "accepted {} bytes",
+            s.bytes_written()
+        );
         drop(b);
     }
 

@@ -63,10 +63,10 @@ impl TokenSource {
     /// fresh one. Concurrent callers wait for the same refresh instead of starting their own.
     pub async fn token(&self) -> Result<Secret> {
         let mut cache = self.cache.lock().await;
-        if let Some(token) = cache.as_ref() {
-            if token.expires_on - OffsetDateTime::now_utc() > REFRESH_MARGIN {
-                return Ok(Secret::new(token.token.secret()));
-            }
+        if let Some(token) = cache.as_ref()
+            && token.expires_on - OffsetDateTime::now_utc() > REFRESH_MARGIN
+        {
+            return Ok(Secret::new(token.token.secret()));
         }
         let scopes = [self.scope.as_str()];
         let fresh = tokio::time::timeout(
@@ -130,7 +130,10 @@ impl TokenCredential for StaticTokenCredential {
         _scopes: &[&str],
         _options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
-        Ok(AccessToken::new(self.token.expose().to_owned(), self.expires_on))
+        Ok(AccessToken::new(
+            self.token.expose().to_owned(),
+            self.expires_on,
+        ))
     }
 }
 
@@ -206,7 +209,8 @@ mod tests {
     #[test]
     fn static_credential_reads_jwt_expiry() {
         use base64::Engine as _;
-        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"exp":4102444800}"#);
+        let payload =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"exp":4102444800}"#);
         let cred = StaticTokenCredential::from_jwt(format!("e30.{payload}."));
         assert_eq!(cred.expires_on.unix_timestamp(), 4102444800);
         assert!(!format!("{cred:?}").contains(&payload));

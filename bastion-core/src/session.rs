@@ -1,0 +1,215 @@
+//! Bastion sessions: one token exchange, one WebSocket, and a DELETE on every exit path.
+//!
+//! A session is registered as soon as its `POST /api/tokens` succeeds and leaves the registry
+//! only when its DELETE returns 200/204/404 (or shutdown gives up on it). Dropping a [`Session`]
+//! without deleting it spawns the DELETE in the background, tracked so that shutdown can wait.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio_util::task::TaskTracker;
+
+use crate::http::HttpsClient;
+use crate::protocol::Endpoint;
+use crate::{Error, Result, Secret};
+
+/// At most this many DELETEs run at once when many sessions end together.
+const DELETE_CONCURRENCY: usize = 16;
+
+#[derive(Clone)]
+struct LiveSession {
+    endpoint: Endpoint,
+    auth_token: Secret,
+    node_id: String,
+}
+
+/// What a tunnel knows about its live sessions.
+pub(crate) struct Registry {
+    live: Mutex<HashMap<u64, LiveSession>>,
+    next_id: AtomicU64,
+    http: HttpsClient,
+    delete_timeout: Duration,
+    tracker: TaskTracker,
+    deleted: AtomicU64,
+}
+
+impl Registry {
+    pub(crate) fn new(http: HttpsClient, delete_timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            live: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            http,
+            delete_timeout,
+            tracker: TaskTracker::new(),
+            deleted: AtomicU64::new(0),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, LiveSession>> {
+        // A poisoned map is still a valid map: a panic elsewhere must not leak sessions.
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a freshly minted session.
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        endpoint: Endpoint,
+        auth_token: Secret,
+        node_id: String,
+    ) -> Session {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(
+            id,
+            LiveSession {
+                endpoint,
+                auth_token,
+                node_id: node_id.clone(),
+            },
+        );
+        Session {
+            id,
+            node_id,
+            registry: Arc::clone(self),
+            done: false,
+        }
+    }
+
+    /// Sessions minted and not yet deleted.
+    pub(crate) fn live_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Sessions this registry has deleted (including ones the service had already dropped).
+    pub(crate) fn deleted_count(&self) -> u64 {
+        self.deleted.load(Ordering::Relaxed)
+    }
+
+    /// Deletes session `id` if it is still live. The session leaves the registry only once the
+    /// service confirms (200/204/404), so a failed or cancelled DELETE is retried at shutdown.
+    async fn delete(&self, id: u64) -> Result<()> {
+        let Some(live) = self.lock().get(&id).cloned() else {
+            return Ok(());
+        };
+        let outcome = tokio::time::timeout(
+            self.delete_timeout,
+            self.http
+                .delete_token(&live.endpoint, &live.auth_token, &live.node_id),
+        )
+        .await
+        .unwrap_or(Err(Error::Timeout {
+            what: "session delete",
+            after: self.delete_timeout,
+        }));
+        match outcome {
+            Ok(existed) => {
+                if self.lock().remove(&id).is_some() {
+                    self.deleted.fetch_add(1, Ordering::Relaxed);
+                }
+                if existed {
+                    tracing::debug!(node = %live.node_id, "session deleted");
+                } else {
+                    tracing::debug!(node = %live.node_id, "session already deleted");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(node = %live.node_id, error = %e, "could not delete a Bastion session; will retry at shutdown");
+                Err(e)
+            }
+        }
+    }
+
+    fn delete_in_background(self: &Arc<Self>, id: u64) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                "a Bastion session was dropped outside a runtime; it stays live until shutdown or the service's idle timeout"
+            );
+            return;
+        };
+        let registry = Arc::clone(self);
+        let fut = self.tracker.track_future(async move {
+            let _ = registry.delete(id).await;
+        });
+        handle.spawn(fut);
+    }
+
+    /// Waits for background deletes, then deletes every session still live (at most 16 at a time),
+    /// retrying each once, all within `budget`. Returns how many sessions are left undeleted.
+    pub(crate) async fn delete_all(&self, budget: Duration) -> usize {
+        let work = async {
+            self.tracker.close();
+            self.tracker.wait().await;
+            for _round in 0..2 {
+                let ids: Vec<u64> = self.lock().keys().copied().collect();
+                if ids.is_empty() {
+                    break;
+                }
+                futures_util::stream::iter(ids)
+                    .for_each_concurrent(DELETE_CONCURRENCY, |id| async move {
+                        let _ = self.delete(id).await;
+                    })
+                    .await;
+            }
+        };
+        if tokio::time::timeout(budget, work).await.is_err() {
+            tracing::warn!("shutdown ran out of time deleting Bastion sessions");
+        }
+        self.tracker.reopen();
+        let left = self.live_count();
+        if left > 0 {
+            tracing::warn!(
+                left,
+                "Bastion sessions left undeleted; the service ends them at its idle timeout"
+            );
+        }
+        left
+    }
+}
+
+/// One live Bastion session. Deleted by [`Session::delete`], or in the background when dropped.
+pub struct Session {
+    id: u64,
+    node_id: String,
+    registry: Arc<Registry>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("node_id", &self.node_id)
+            .finish()
+    }
+}
+
+impl Session {
+    /// The node holding this session.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// A process-local number identifying the session in logs.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Deletes the session now (a 404 counts as already gone).
+    pub async fn delete(mut self) -> Result<()> {
+        // From here on the registry owns the cleanup: a failed or cancelled DELETE leaves the
+        // session registered, and shutdown retries it.
+        self.done = true;
+        self.registry.delete(self.id).await
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.done {
+            self.registry.delete_in_background(self.id);
+        }
+    }
+}

@@ -1,0 +1,781 @@
+//! [`Tunnel`]: everything needed to reach one target through one Bastion.
+//!
+//! - [`Tunnel::connect`] opens one tunnelled connection as an in-process stream (for embedding).
+//! - [`Tunnel::serve`] accepts local TCP connections concurrently and relays each one through its
+//!   own Bastion session; one failure never stops the listener.
+//! - [`Tunnel::relay`] relays any local `AsyncRead + AsyncWrite` (stdin/stdout for ssh's
+//!   `ProxyCommand` through [`Tunnel::serve_stdio`]).
+//!
+//! Shutdown stops accepting, sends a Close frame on every WebSocket and DELETEs every live
+//! session, within [`TunnelConfig::shutdown_timeout`].
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use azure_core::credentials::TokenCredential;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::http::{HttpsClient, HttpsConfig};
+use crate::listener::LocalListener;
+use crate::protocol::{self, ARM_SCOPE, Endpoint, EndpointKind, Target};
+use crate::session::{Registry, Session};
+use crate::stream::{CloseInfo, StreamConfig, TunnelStream};
+use crate::token::TokenSource;
+use crate::websocket::{self, WsOptions, WsTransport};
+use crate::{Error, Result, Secret};
+
+/// Ports a Developer SKU Bastion or an IP-connect target allows unless the user opts in.
+pub const DEFAULT_RESTRICTED_PORTS: [u16; 2] = [22, 3389];
+/// Developer data-pod lookups are redone after this many consecutive connection failures.
+const DATA_POD_MAX_FAILURES: u32 = 3;
+const UP_BUFFER: usize = 64 * 1024;
+const DOWN_BUFFER: usize = 32 * 1024;
+
+/// Everything a [`Tunnel`] needs besides the credential.
+#[derive(Debug, Clone)]
+pub struct TunnelConfig {
+    /// The Bastion endpoint (`properties.dnsName`, `HOST[:PORT]`).
+    pub endpoint: Endpoint,
+    /// Standard (webtunnelv2) or Developer (data pod + omni) URLs.
+    pub kind: EndpointKind,
+    /// What to reach behind the Bastion.
+    pub target: Target,
+    /// The Bastion's ARM id: required for the Developer SKU's `/api/connection`.
+    pub bastion_resource_id: Option<String>,
+    /// The OAuth scope of the ARM token sent as `aztoken`.
+    pub scope: String,
+    /// HTTPS settings (extra CA, timeouts, retries, resolve overrides).
+    pub http: HttpsConfig,
+    /// Frame size and keepalive of each tunnel.
+    pub stream: StreamConfig,
+    /// WebSocket handshake settings.
+    pub websocket: WsOptions,
+    /// At most this many tunnelled connections at once; more wait their turn. Developer: 1.
+    pub max_concurrent: Option<usize>,
+    /// Close a connection after this long with no bytes in either direction.
+    pub idle_timeout: Option<Duration>,
+    /// After the local side ends, how long to keep relaying the Bastion's remaining bytes.
+    pub drain_timeout: Duration,
+    /// Budget for closing every WebSocket and deleting every session at shutdown.
+    pub shutdown_timeout: Duration,
+    /// Limit for one DELETE.
+    pub delete_timeout: Duration,
+    /// Allow ports other than 22/3389 for the Developer SKU and IP connect.
+    pub allow_any_port: bool,
+}
+
+impl TunnelConfig {
+    /// Defaults for `endpoint` and `target`: Standard endpoint, 4 KiB frames, 30 s pings.
+    pub fn new(endpoint: Endpoint, target: Target) -> Self {
+        Self {
+            endpoint,
+            kind: EndpointKind::Standard,
+            target,
+            bastion_resource_id: None,
+            scope: ARM_SCOPE.to_owned(),
+            http: HttpsConfig::default(),
+            stream: StreamConfig::default(),
+            websocket: WsOptions::default(),
+            max_concurrent: None,
+            idle_timeout: None,
+            drain_timeout: Duration::from_secs(3),
+            shutdown_timeout: Duration::from_secs(5),
+            delete_timeout: Duration::from_secs(10),
+            allow_any_port: false,
+        }
+    }
+
+    /// Checks the combination of settings; each error says what to change.
+    pub fn validate(&self) -> Result<()> {
+        self.stream.validate()?;
+        let port = self.target.port();
+        let restricted = !self.allow_any_port && !DEFAULT_RESTRICTED_PORTS.contains(&port);
+        if self.target.ip().is_some() && restricted {
+            return Err(Error::Config(format!(
+                "IP connect allows only ports 22 and 3389 by default, not {port}; pass --allow-any-port to try another port"
+            )));
+        }
+        if self.kind == EndpointKind::Developer {
+            if self.bastion_resource_id.is_none() {
+                return Err(Error::Config(
+                    "a Developer SKU Bastion needs its resource id for the data-pod lookup".into(),
+                ));
+            }
+            if self.target.ip().is_some() {
+                return Err(Error::Config(
+                    "the Developer SKU does not support IP connect: use a Standard or Premium Bastion with IP connect enabled".into(),
+                ));
+            }
+            if restricted {
+                return Err(Error::Config(format!(
+                    "the Developer SKU allows only ports 22 and 3389, not {port}; use a Standard or Premium Bastion, or pass --allow-any-port to try anyway"
+                )));
+            }
+        }
+        if self.max_concurrent == Some(0) {
+            return Err(Error::Config(
+                "max concurrent connections must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What happened to one tunnelled connection; [`Tunnel::subscribe`] delivers these.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ConnectionEvent {
+    /// A local connection was accepted.
+    Opened {
+        /// Connection number, unique within the tunnel.
+        id: u64,
+        /// The local peer, when there is one.
+        peer: Option<SocketAddr>,
+    },
+    /// A connection ended.
+    Closed {
+        /// Connection number.
+        id: u64,
+        /// The local peer, when there is one.
+        peer: Option<SocketAddr>,
+        /// Bytes from the local side to the target.
+        bytes_up: u64,
+        /// Bytes from the target to the local side.
+        bytes_down: u64,
+        /// How long the connection lasted.
+        duration: Duration,
+        /// Why it failed, if it did (with its cause).
+        error: Option<String>,
+    },
+}
+
+/// Byte counts and duration of one relayed connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelayStats {
+    /// Bytes from the local side to the target.
+    pub bytes_up: u64,
+    /// Bytes from the target to the local side.
+    pub bytes_down: u64,
+    /// How long the relay ran.
+    pub duration: Duration,
+}
+
+/// The result of [`Tunnel::serve`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServeSummary {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections that ended with an error.
+    pub failed: u64,
+    /// Sessions shutdown could not delete (0 when all went well).
+    pub undeleted_sessions: usize,
+}
+
+/// A tunnel to one target through one Bastion. Cheap to clone; clones share sessions,
+/// the token cache and the connection pool.
+#[derive(Clone)]
+pub struct Tunnel {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: TunnelConfig,
+    http: HttpsClient,
+    tokens: TokenSource,
+    registry: Arc<Registry>,
+    data_pod: tokio::sync::Mutex<Option<Endpoint>>,
+    data_pod_failures: AtomicU32,
+    limit: Option<Arc<Semaphore>>,
+    shutdown: CancellationToken,
+    events: broadcast::Sender<ConnectionEvent>,
+    next_id: AtomicU64,
+    active: AtomicUsize,
+}
+
+impl std::fmt::Debug for Tunnel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tunnel")
+            .field("endpoint", &self.inner.config.endpoint)
+            .field("target", &self.inner.config.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tunnel {
+    /// A tunnel whose ARM tokens come from `credential` (cached; see [`TokenSource`]).
+    pub fn new(config: TunnelConfig, credential: Arc<dyn TokenCredential>) -> Result<Self> {
+        let tokens = TokenSource::new(credential, config.scope.clone());
+        Self::with_token_source(config, tokens)
+    }
+
+    /// A tunnel that shares an existing token cache.
+    pub fn with_token_source(config: TunnelConfig, tokens: TokenSource) -> Result<Self> {
+        config.validate()?;
+        let http = HttpsClient::new(config.http.clone())?;
+        let max = match (config.max_concurrent, config.kind) {
+            (Some(n), _) => Some(n),
+            (None, EndpointKind::Developer) => Some(1),
+            (None, _) => None,
+        };
+        let (events, _) = broadcast::channel(1024);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                registry: Registry::new(http.clone(), config.delete_timeout),
+                http,
+                tokens,
+                data_pod: tokio::sync::Mutex::new(None),
+                data_pod_failures: AtomicU32::new(0),
+                limit: max.map(|n| Arc::new(Semaphore::new(n))),
+                shutdown: CancellationToken::new(),
+                events,
+                next_id: AtomicU64::new(1),
+                active: AtomicUsize::new(0),
+                config,
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TunnelConfig {
+        &self.inner.config
+    }
+
+    /// Sessions minted and not yet deleted.
+    pub fn live_sessions(&self) -> usize {
+        self.inner.registry.live_count()
+    }
+
+    /// Sessions deleted so far.
+    pub fn deleted_sessions(&self) -> u64 {
+        self.inner.registry.deleted_count()
+    }
+
+    /// Connections being relayed right now.
+    pub fn active_connections(&self) -> usize {
+        self.inner.active.load(Ordering::Relaxed)
+    }
+
+    /// A receiver of [`ConnectionEvent`]s (opened, closed with bytes/duration/error).
+    pub fn subscribe(&self) -> broadcast::Receiver<ConnectionEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+
+    /// Opens one tunnelled connection: token exchange, WebSocket, and a [`TunnelConnection`]
+    /// that DELETEs its session when closed or dropped.
+    pub async fn connect(&self) -> Result<TunnelConnection> {
+        let inner = &self.inner;
+        let permit = match &inner.limit {
+            Some(sem) => Some(
+                Arc::clone(sem)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Error::ShuttingDown)?,
+            ),
+            None => None,
+        };
+        if inner.shutdown.is_cancelled() {
+            return Err(Error::ShuttingDown);
+        }
+        let aztoken = inner.tokens.token().await?;
+        let endpoint = match inner.config.kind {
+            EndpointKind::Developer => self.data_pod(&aztoken).await?,
+            _ => inner.config.endpoint.clone(),
+        };
+        let result = self.open_session(&endpoint, &aztoken).await;
+        if inner.config.kind == EndpointKind::Developer {
+            match &result {
+                Ok(_) => inner.data_pod_failures.store(0, Ordering::Relaxed),
+                Err(_) => {
+                    if inner.data_pod_failures.fetch_add(1, Ordering::Relaxed) + 1
+                        >= DATA_POD_MAX_FAILURES
+                    {
+                        *inner.data_pod.lock().await = None;
+                        inner.data_pod_failures.store(0, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        let (stream, session) = result?;
+        Ok(TunnelConnection {
+            stream,
+            session: Some(session),
+            _permit: permit,
+            drain_timeout: inner.config.drain_timeout,
+        })
+    }
+
+    async fn open_session(
+        &self,
+        endpoint: &Endpoint,
+        aztoken: &Secret,
+    ) -> Result<(TunnelStream<WsTransport>, Session)> {
+        let inner = &self.inner;
+        let form = protocol::token_request_body(&inner.config.target, aztoken);
+        let minted = inner.http.post_token(endpoint, &form).await?;
+        let session = inner.registry.register(
+            endpoint.clone(),
+            minted.auth_token.clone(),
+            minted.node_id.clone(),
+        );
+        let url = protocol::websocket_url(endpoint, inner.config.kind, &minted);
+        match websocket::connect(&inner.http, endpoint, &url, &inner.config.websocket).await {
+            Ok(ws) => {
+                let mut config = inner.config.stream.clone();
+                // tokio-tungstenite answers pings itself.
+                config.answer_pings = false;
+                Ok((TunnelStream::new(ws, config), session))
+            }
+            Err(e) => {
+                // The handshake failed after a successful POST: the session must not leak.
+                let _ = session.delete().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn data_pod(&self, aztoken: &Secret) -> Result<Endpoint> {
+        let inner = &self.inner;
+        let mut cached = inner.data_pod.lock().await;
+        if let Some(ep) = cached.as_ref() {
+            return Ok(ep.clone());
+        }
+        let bastion_id = inner
+            .config
+            .bastion_resource_id
+            .as_deref()
+            .unwrap_or_default();
+        let body = protocol::connection_request_body(&inner.config.target, bastion_id, aztoken);
+        let pod = inner
+            .http
+            .post_connection(&inner.config.endpoint, &body)
+            .await?;
+        tracing::debug!(data_pod = %pod, "Developer Bastion data pod");
+        *cached = Some(pod.clone());
+        Ok(pod)
+    }
+
+    /// Relays one local stream through a new session until either side ends, then closes the
+    /// WebSocket and deletes the session.
+    pub async fn relay<L>(&self, local: L) -> Result<RelayStats>
+    where
+        L: AsyncRead + AsyncWrite + Unpin,
+    {
+        let (stats, result) = self.relay_inner(local, &self.inner.shutdown).await;
+        result.map(|()| stats)
+    }
+
+    async fn relay_inner<L>(&self, local: L, cancel: &CancellationToken) -> (RelayStats, Result<()>)
+    where
+        L: AsyncRead + AsyncWrite + Unpin,
+    {
+        let started = Instant::now();
+        let conn = tokio::select! {
+            c = self.connect() => c,
+            _ = cancel.cancelled() => Err(Error::ShuttingDown),
+        };
+        let conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                return (
+                    RelayStats {
+                        duration: started.elapsed(),
+                        ..RelayStats::default()
+                    },
+                    Err(e),
+                );
+            }
+        };
+        self.inner.active.fetch_add(1, Ordering::Relaxed);
+        let result = pump(conn, local, cancel, &self.inner.config).await;
+        self.inner.active.fetch_sub(1, Ordering::Relaxed);
+        let (mut stats, outcome) = result;
+        stats.duration = started.elapsed();
+        (stats, outcome)
+    }
+
+    /// Relays stdin/stdout through one session (ssh `ProxyCommand`); nothing but payload is
+    /// written to stdout.
+    pub async fn serve_stdio(&self) -> Result<RelayStats> {
+        let local = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
+        self.relay(local).await
+    }
+
+    /// Accepts local connections until `shutdown` completes (or [`Tunnel::close`] is called),
+    /// relaying each through its own session. Then stops accepting, closes every WebSocket and
+    /// deletes every session within the shutdown budget.
+    pub async fn serve(
+        &self,
+        listener: impl Into<LocalListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> ServeSummary {
+        let listener = listener.into();
+        let tracker = TaskTracker::new();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let token = self.inner.shutdown.clone();
+        tokio::pin!(shutdown);
+        loop {
+            let (socket, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                _ = token.cancelled() => break,
+                r = listener.accept() => match r {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting a local connection failed");
+                        // Out of descriptors and similar: back off instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = socket.set_nodelay(true);
+            accepted.fetch_add(1, Ordering::Relaxed);
+            let tunnel = self.clone();
+            let failed = Arc::clone(&failed);
+            let cancel = token.child_token();
+            tracker.spawn(async move {
+                if tunnel.handle(socket, peer, &cancel).await.is_err() {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        drop(listener);
+        let undeleted = self.finish(Some(tracker)).await;
+        ServeSummary {
+            accepted: accepted.load(Ordering::Relaxed),
+            failed: failed.load(Ordering::Relaxed),
+            undeleted_sessions: undeleted,
+        }
+    }
+
+    async fn handle(
+        &self,
+        socket: tokio::net::TcpStream,
+        peer: SocketAddr,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(conn = id, %peer, "connection opened");
+        let _ = self.inner.events.send(ConnectionEvent::Opened {
+            id,
+            peer: Some(peer),
+        });
+        let (stats, result) = self.relay_inner(socket, cancel).await;
+        match &result {
+            Ok(()) => tracing::info!(
+                conn = id,
+                %peer,
+                bytes_up = stats.bytes_up,
+                bytes_down = stats.bytes_down,
+                duration_ms = stats.duration.as_millis() as u64,
+                "connection closed"
+            ),
+            Err(e) => tracing::error!(
+                conn = id,
+                %peer,
+                bytes_up = stats.bytes_up,
+                bytes_down = stats.bytes_down,
+                duration_ms = stats.duration.as_millis() as u64,
+                error = %e,
+                "connection failed"
+            ),
+        }
+        let _ = self.inner.events.send(ConnectionEvent::Closed {
+            id,
+            peer: Some(peer),
+            bytes_up: stats.bytes_up,
+            bytes_down: stats.bytes_down,
+            duration: stats.duration,
+            error: result.as_ref().err().map(|e| e.to_string()),
+        });
+        result
+    }
+
+    /// Shuts the tunnel down: no new connections, a Close frame on every relayed WebSocket, and
+    /// a DELETE for every live session (including those of [`Tunnel::connect`] streams still
+    /// held), within the shutdown budget. Returns how many sessions could not be deleted.
+    pub async fn close(&self) -> usize {
+        self.finish(None).await
+    }
+
+    async fn finish(&self, tracker: Option<TaskTracker>) -> usize {
+        let budget = self.inner.config.shutdown_timeout;
+        let deadline = tokio::time::Instant::now() + budget;
+        self.inner.shutdown.cancel();
+        if let Some(sem) = &self.inner.limit {
+            sem.close();
+        }
+        if let Some(tracker) = tracker {
+            tracker.close();
+            if tokio::time::timeout_at(deadline, tracker.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("some connections did not finish closing in time");
+            }
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        self.inner
+            .registry
+            .delete_all(left.max(Duration::from_millis(500)))
+            .await
+    }
+}
+
+/// One tunnelled connection as an in-process byte stream. Its session is deleted by
+/// [`TunnelConnection::close`], or in the background when it is dropped.
+pub struct TunnelConnection {
+    stream: TunnelStream<WsTransport>,
+    session: Option<Session>,
+    _permit: Option<OwnedSemaphorePermit>,
+    drain_timeout: Duration,
+}
+
+impl std::fmt::Debug for TunnelConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TunnelConnection")
+            .field("stream", &self.stream)
+            .field("session", &self.session)
+            .finish()
+    }
+}
+
+impl TunnelConnection {
+    /// The node holding this connection's session.
+    pub fn node_id(&self) -> Option<&str> {
+        self.session.as_ref().map(|s| s.node_id())
+    }
+
+    /// The Close frame the Bastion sent, if any.
+    pub fn peer_close(&self) -> Option<&CloseInfo> {
+        self.stream.peer_close()
+    }
+
+    /// The underlying [`TunnelStream`].
+    pub fn stream(&self) -> &TunnelStream<WsTransport> {
+        &self.stream
+    }
+
+    /// Closes cleanly: Close frame, drain the Bastion's last bytes (bounded), DELETE the session.
+    /// Reports an abnormal close code from the Bastion as an error.
+    pub async fn close(mut self) -> Result<()> {
+        let drain = self.drain_timeout;
+        let _ = tokio::time::timeout(drain, async {
+            self.stream.shutdown().await?;
+            let mut sink = [0u8; 8192];
+            while self.stream.read(&mut sink).await? > 0 {}
+            Ok::<(), io::Error>(())
+        })
+        .await;
+        let abnormal = self
+            .stream
+            .peer_close()
+            .filter(|c| !c.is_normal())
+            .map(CloseInfo::to_error);
+        if let Some(session) = self.session.take() {
+            session.delete().await?;
+        }
+        abnormal.map_or(Ok(()), Err)
+    }
+}
+
+impl AsyncRead for TunnelConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TunnelConnection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// How a relay ended.
+enum Ending {
+    /// The local side reached EOF; a Close was sent and the Bastion's last bytes drained.
+    LocalEof,
+    /// The local side failed (reset, ...).
+    LocalError(io::Error),
+    /// The Bastion closed the tunnel or the WebSocket ended.
+    RemoteEnded,
+    /// The tunnel failed (WebSocket error, in-band HTTP error, keepalive).
+    TunnelError(io::Error),
+    /// No bytes for the idle timeout.
+    Idle(Duration),
+    /// The tunnel is shutting down.
+    Shutdown,
+}
+
+async fn pump<L>(
+    conn: TunnelConnection,
+    local: L,
+    cancel: &CancellationToken,
+    config: &TunnelConfig,
+) -> (RelayStats, Result<()>)
+where
+    L: AsyncRead + AsyncWrite + Unpin,
+{
+    let up_bytes = AtomicU64::new(0);
+    let down_bytes = AtomicU64::new(0);
+    let started = Instant::now();
+    let last_activity = AtomicU64::new(0);
+    let touch = || {
+        last_activity.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    };
+    let (mut local_r, mut local_w) = tokio::io::split(local);
+    let (mut ws_r, mut ws_w) = tokio::io::split(conn);
+
+    let ending = {
+        let up = async {
+            let mut buf = vec![0u8; UP_BUFFER];
+            loop {
+                let n = local_r.read(&mut buf).await?;
+                if n == 0 {
+                    ws_w.shutdown().await?;
+                    return Ok::<(), io::Error>(());
+                }
+                ws_w.write_all(&buf[..n]).await?;
+                up_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                touch();
+            }
+        };
+        let down = async {
+            let mut buf = vec![0u8; DOWN_BUFFER];
+            loop {
+                let n = ws_r.read(&mut buf).await?;
+                if n == 0 {
+                    let _ = local_w.shutdown().await;
+                    return Ok::<(), io::Error>(());
+                }
+                local_w.write_all(&buf[..n]).await?;
+                down_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                touch();
+            }
+        };
+        let idle = async {
+            let Some(limit) = config.idle_timeout else {
+                return std::future::pending::<Duration>().await;
+            };
+            loop {
+                let last = Duration::from_millis(last_activity.load(Ordering::Relaxed));
+                let due = last + limit;
+                let now = started.elapsed();
+                if now >= due {
+                    return limit;
+                }
+                tokio::time::sleep(due - now).await;
+            }
+        };
+        tokio::pin!(up, down, idle);
+        tokio::select! {
+            r = &mut up => match r {
+                Ok(()) => {
+                    // Local EOF: Close sent; keep relaying the Bastion's remaining bytes a while.
+                    match tokio::time::timeout(config.drain_timeout, &mut down).await {
+                        Ok(Err(e)) => Ending::TunnelError(e),
+                        _ => Ending::LocalEof,
+                    }
+                }
+                Err(e) if is_tunnel_error(&e) => Ending::TunnelError(e),
+                Err(e) => Ending::LocalError(e),
+            },
+            r = &mut down => match r {
+                Ok(()) => Ending::RemoteEnded,
+                Err(e) if is_local_write_error(&e) => Ending::LocalError(e),
+                Err(e) => Ending::TunnelError(e),
+            },
+            limit = &mut idle => Ending::Idle(limit),
+            _ = cancel.cancelled() => Ending::Shutdown,
+        }
+    };
+
+    let mut conn = ws_r.unsplit(ws_w);
+    let mut local = local_r.unsplit(local_w);
+    let stats = RelayStats {
+        bytes_up: up_bytes.load(Ordering::Relaxed),
+        bytes_down: down_bytes.load(Ordering::Relaxed),
+        duration: started.elapsed(),
+    };
+    let result = match ending {
+        Ending::LocalEof | Ending::RemoteEnded => Ok(()),
+        Ending::LocalError(e) => {
+            tracing::debug!(error = %e, "local connection failed; closing the tunnel");
+            Err(Error::Io(e))
+        }
+        Ending::TunnelError(e) => Err(Error::from_io(e)),
+        Ending::Idle(limit) => {
+            tracing::info!(idle_secs = limit.as_secs(), "closing an idle connection");
+            Ok(())
+        }
+        Ending::Shutdown => Ok(()),
+    };
+    // Close the WebSocket (no-op if a Close was already sent) and the local socket.
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.stream.shutdown()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), local.shutdown()).await;
+    let abnormal = conn
+        .peer_close()
+        .filter(|c| !c.is_normal())
+        .map(CloseInfo::to_error);
+    let delete = match conn.session.take() {
+        Some(session) => session.delete().await,
+        None => Ok(()),
+    };
+    drop(local);
+    let result = match (result, abnormal) {
+        (Err(e), _) => Err(e),
+        (Ok(()), Some(close)) => Err(close),
+        (Ok(()), None) => Ok(()),
+    };
+    if let Err(e) = &delete {
+        tracing::warn!(error = %e, "session delete failed; it will be retried at shutdown");
+    }
+    (stats, result)
+}
+
+/// Errors from the tunnel's own stream carry a bastion-core error; plain I/O errors on the
+/// up direction come from reading the local socket.
+fn is_tunnel_error(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Error>())
+        || matches!(e.kind(), io::ErrorKind::BrokenPipe)
+}
+
+fn is_local_write_error(e: &io::Error) -> bool {
+    !e.get_ref().is_some_and(|inner| inner.is::<Error>())
+        && matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+        )
+}
