@@ -1,1 +1,128 @@
-fn main() {}
+//! `bastion`: Azure Bastion native-client tunnels, ssh, ProxyCommand and AKS private clusters
+//! without the Azure CLI. Arguments in, library calls, clear output; see `bastion --help`.
+
+mod cli;
+mod commands;
+mod context;
+mod exit;
+mod output;
+mod signals;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser as _;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{CheckCommand, Cli, Command, OutputFormat};
+use crate::context::Context;
+use crate::exit::{CliError, CliResult, Code, Outcome};
+use crate::output::Output;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    // stdout of `proxy` is the tunnel's payload: never print anything else there.
+    let format = match cli.command {
+        Command::Proxy(_) => OutputFormat::Text,
+        _ => cli.global.output,
+    };
+    let out = Output::new(format, cli.global.quiet);
+    init_tracing(cli.global.verbose, cli.global.quiet);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            out.error(&CliError::new(Code::Other, format!("cannot start the async runtime: {e}")));
+            return ExitCode::from(Code::Other.status());
+        }
+    };
+    let result = runtime.block_on(run(cli, out));
+    // A blocking stdin read (proxy) cannot be cancelled; do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(250));
+    match result {
+        Ok(outcome) => outcome.into(),
+        Err(e) => {
+            out.error(&e);
+            ExitCode::from(e.code.status())
+        }
+    }
+}
+
+async fn run(cli: Cli, out: Output) -> CliResult<Outcome> {
+    if let Command::Completions(args) = &cli.command {
+        return commands::completions::run(args);
+    }
+    let ctx = Context::new(&cli.global, out)?;
+    match &cli.command {
+        Command::Tunnel(args) => commands::tunnel::run(&ctx, args).await,
+        Command::Proxy(args) => commands::proxy::run(&ctx, args).await,
+        Command::Ssh(args) => commands::ssh::run(&ctx, args).await,
+        Command::Aks(_args) => commands::aks::run(&ctx).await,
+        Command::Check(CheckCommand::Aks(_args)) => commands::check::run(&ctx).await,
+        Command::Check(CheckCommand::Tunnel(_args)) => commands::check::run(&ctx).await,
+        Command::Emulate(_args) => commands::emulate::run(&ctx).await,
+        Command::Demo(_args) => commands::demo::run(&ctx).await,
+        Command::Completions(args) => commands::completions::run(args),
+    }
+}
+
+/// Logging on stderr: warnings by default, more with -v, only errors with -q; RUST_LOG wins.
+fn init_tracing(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        // The Bastion gate's warnings are printed by the commands themselves.
+        (false, 0) => "warn,bastion_arm::bastion=error",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(verbose > 0)
+        .try_init();
+}
+
+/// Clap's errors, as one line `error: <what> — <what to do>` with the usual exit code 2
+/// (help and version go to stdout with 0).
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(Code::Usage.status())
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let rendered = e.render().to_string();
+    let mut what = Vec::new();
+    let mut usage = None;
+    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(u) = line.strip_prefix("Usage:") {
+            usage = Some(u.trim().to_owned());
+        } else if line.starts_with("For more information") {
+            continue;
+        } else if usage.is_none() {
+            what.push(line.trim_start_matches("error:").trim().to_owned());
+        }
+    }
+    let hint = match usage {
+        Some(u) => format!("usage: {u} (see --help)"),
+        None => "see --help".to_owned(),
+    };
+    eprintln!("error: {} — {hint}", what.join(" "));
+    ExitCode::from(Code::Usage.status())
+}

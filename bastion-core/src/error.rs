@@ -60,6 +60,15 @@ pub enum Error {
         cause: String,
     },
 
+    /// The connection failed after the request was sent (reset, truncated response).
+    #[error("the connection to the Bastion endpoint {endpoint} failed during the request: {cause}")]
+    Transport {
+        /// `host:port`.
+        endpoint: String,
+        /// The underlying cause, flattened to text.
+        cause: String,
+    },
+
     /// A step did not finish in time.
     #[error("{what} timed out after {}s", after.as_secs_f32())]
     Timeout {

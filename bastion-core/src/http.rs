@@ -142,7 +142,7 @@ impl HttpsClient {
             let body = Limited::new(body, MAX_BODY)
                 .collect()
                 .await
-                .map_err(|e| Error::Connect {
+                .map_err(|e| Error::Transport {
                     endpoint: authority.clone(),
                     cause: format!("reading the response failed: {e}"),
                 })?
@@ -157,8 +157,9 @@ impl HttpsClient {
             })?
     }
 
-    /// Sends a request, retrying 429/502/503/504 and connection failures up to `max_retries`
-    /// times with a jittered backoff or the server's `Retry-After`.
+    /// Sends a request, retrying 429/502/503/504 and failures to connect (never a request that
+    /// may have reached the server) up to `max_retries` times, with a jittered backoff or the
+    /// server's `Retry-After`.
     pub async fn send_with_retries(&self, req: Request<Bytes>) -> Result<Response<Bytes>> {
         let mut attempt = 0;
         loop {
@@ -336,9 +337,16 @@ fn connect_error(authority: &str, err: &hyper_util::client::legacy::Error) -> Er
         cause = format!("{cause}: {s}");
         source = s.source();
     }
-    Error::Connect {
-        endpoint: authority.to_owned(),
-        cause,
+    if err.is_connect() {
+        Error::Connect {
+            endpoint: authority.to_owned(),
+            cause,
+        }
+    } else {
+        Error::Transport {
+            endpoint: authority.to_owned(),
+            cause,
+        }
     }
 }
 

@@ -34,9 +34,9 @@ pub fn client_config(extra_roots_pem: Option<&[u8]>) -> Result<rustls::ClientCon
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(pem) = extra_roots_pem {
         for cert in parse_pem_certs(pem)? {
-            roots
-                .add(cert)
-                .map_err(|e| Error::Config(format!("a certificate in the CA file is unusable: {e}")))?;
+            roots.add(cert).map_err(|e| {
+                Error::Config(format!("a certificate in the CA file is unusable: {e}"))
+            })?;
         }
     }
     let mut config = rustls::ClientConfig::builder_with_provider(crypto_provider())

@@ -1,0 +1,1412 @@
+//! Which Bastion serves a cluster (`arm-and-aks.md` §11 step 2), and the [`ArmRead`] trait the
+//! discovery and the pre-flight checks read ARM through.
+//!
+//! Order: `--bastion` as an id (its own subscription) → `--bastion` as a name (node resource
+//! group, cluster resource group, then subscription-wide; several → ask for the id; none →
+//! error, never a substitute) → the AKS-managed Bastion (`bastionProfile.bastionId`) → a search
+//! of the node RG, the cluster RG, the RGs of the cluster's VNets and of the VNets peered with
+//! them (hub/spoke), then the subscription, for Bastions whose VNet equals or is peered with the
+//! cluster's VNet. Native-client-capable Bastions are preferred; a tie is an error listing them.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::access::Permission;
+use crate::aks::{CredentialResults, ManagedCluster};
+use crate::bastion::{BastionHost, Usage};
+use crate::client::ArmClient;
+use crate::error::ArmError;
+use crate::network::{PublicIpAddress, VirtualNetwork, VirtualNetworkLink};
+use crate::resource_id::{ResourceId, ResourceIdError};
+
+/// The ARM reads used by discovery and pre-flight. Implemented by [`ArmClient`]; tests use an
+/// in-memory fake.
+#[async_trait]
+pub trait ArmRead: Send + Sync {
+    /// GET a Bastion host.
+    async fn get_bastion(&self, id: &ResourceId) -> Result<BastionHost, ArmError>;
+    /// List the Bastion hosts of a resource group.
+    async fn list_bastions_in_group(
+        &self,
+        subscription: &str,
+        resource_group: &str,
+    ) -> Result<Vec<BastionHost>, ArmError>;
+    /// List the Bastion hosts of a subscription.
+    async fn list_bastions_in_subscription(
+        &self,
+        subscription: &str,
+    ) -> Result<Vec<BastionHost>, ArmError>;
+    /// GET a managed cluster.
+    async fn get_cluster(&self, id: &ResourceId) -> Result<ManagedCluster, ArmError>;
+    /// GET a virtual network.
+    async fn get_vnet(&self, id: &ResourceId) -> Result<VirtualNetwork, ArmError>;
+    /// List the virtual networks of a resource group.
+    async fn list_vnets_in_group(
+        &self,
+        subscription: &str,
+        resource_group: &str,
+    ) -> Result<Vec<VirtualNetwork>, ArmError>;
+    /// GET a public IP address.
+    async fn get_public_ip(&self, id: &ResourceId) -> Result<PublicIpAddress, ArmError>;
+    /// The caller's permissions at a scope.
+    async fn permissions(&self, scope: &ResourceId) -> Result<Vec<Permission>, ArmError>;
+    /// The ids of the private DNS zones of a resource group.
+    async fn list_private_dns_zones(
+        &self,
+        subscription: &str,
+        resource_group: &str,
+    ) -> Result<Vec<ResourceId>, ArmError>;
+    /// The virtual network links of a private DNS zone.
+    async fn list_zone_links(&self, zone: &ResourceId)
+    -> Result<Vec<VirtualNetworkLink>, ArmError>;
+    /// `listClusterUserCredential` (or `listClusterAdminCredential` with `admin`), with the
+    /// optional `server-fqdn` query (`public`/`private`).
+    async fn list_cluster_credential(
+        &self,
+        cluster: &ResourceId,
+        admin: bool,
+        server_fqdn: Option<&str>,
+    ) -> Result<CredentialResults, ArmError>;
+}
+
+#[async_trait]
+impl ArmRead for ArmClient {
+    async fn get_bastion(&self, id: &ResourceId) -> Result<BastionHost, ArmError> {
+        ArmClient::get_bastion(self, id).await
+    }
+    async fn list_bastions_in_group(
+        &self,
+        subscription: &str,
+        resource_group: &str,
+    ) -> Result<Vec<BastionHost>, ArmError> {
+        ArmClient::list_bastions_in_group(self, subscription, resource_group).await
+    }
+    async fn list_bastions_in_subscription(
+        &self,
+        subscription: &str,
+    ) -> Result<Vec<BastionHost>, ArmError> {
+        ArmClient::list_bastions_in_subscription(self, subscription).await
+    }
+    async fn get_cluster(&self, id: &ResourceId) -> Result<ManagedCluster, ArmError> {
+        ArmClient::get_cluster(self, id).await
+    }
+    async fn get_vnet(&self, id: &ResourceId) -> Result<VirtualNetwork, ArmError> {
+        ArmClient::get_vnet(self, id).await
+    }
+    async fn list_vnets_in_group(
+        &self,
+        subscription: &str,
+        resource_group: &str,
+    ) -> Result<Vec<VirtualNetwork>, ArmError> {
+        ArmClient::list_vnets_in_group(self, subscription, resource_group).await
+    }
+    async fn get_public_ip(&self, id: &ResourceId) -> Result<PublicIpAddress, ArmError> {
+        ArmClient::get_public_ip(self, id).await
+    }
+    async fn permissions(&self, scope: &ResourceId) -> Result<Vec<Permission>, ArmError> {
+        ArmClient::permissions(self, scope).await
+    }
+    async fn list_private_dns_zones(
+        &self,
+        subscription: &str,
+        resource_group: &str,
+    ) -> Result<Vec<ResourceId>, ArmError> {
+        let zones = ArmClient::list_private_dns_zones(self, subscription, resource_group).await?;
+        Ok(zones
+            .iter()
+            .filter_map(|z| z.get("id").and_then(|v| v.as_str()))
+            .filter_map(|s| ResourceId::parse(s).ok())
+            .collect())
+    }
+    async fn list_zone_links(
+        &self,
+        zone: &ResourceId,
+    ) -> Result<Vec<VirtualNetworkLink>, ArmError> {
+        ArmClient::list_zone_links(self, zone).await
+    }
+    async fn list_cluster_credential(
+        &self,
+        cluster: &ResourceId,
+        admin: bool,
+        server_fqdn: Option<&str>,
+    ) -> Result<CredentialResults, ArmError> {
+        if admin {
+            ArmClient::list_cluster_admin_credential(self, cluster, server_fqdn).await
+        } else {
+            ArmClient::list_cluster_user_credential(self, cluster, server_fqdn).await
+        }
+    }
+}
+
+/// Why no single Bastion could be chosen.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoveryError {
+    /// `--bastion` looked like an id but is not a valid one.
+    #[error("--bastion {input:?} is not a valid Bastion resource id: {source}")]
+    InvalidBastionId {
+        /// What was given.
+        input: String,
+        /// The parse error.
+        #[source]
+        source: ResourceIdError,
+    },
+    /// `--bastion` is an id of another resource type.
+    #[error(
+        "--bastion {id} is not a Bastion: expected a Microsoft.Network/bastionHosts id, got type {kind}"
+    )]
+    NotABastionId {
+        /// The id.
+        id: String,
+        /// Its type.
+        kind: String,
+    },
+    /// The given id does not exist (in its own subscription).
+    #[error(
+        "Bastion {id} was not found in subscription {subscription}; check the id (the Bastion's subscription and resource group come from it)"
+    )]
+    BastionIdNotFound {
+        /// The id.
+        id: String,
+        /// Its subscription.
+        subscription: String,
+    },
+    /// No Bastion has the given name in any searched scope.
+    #[error(
+        "no Bastion named '{name}' was found; searched: {}. Pass --bastion with the full resource id if it is elsewhere",
+        .searched.join("; ")
+    )]
+    BastionNameNotFound {
+        /// The name.
+        name: String,
+        /// Scopes searched (with failures).
+        searched: Vec<String>,
+    },
+    /// Several Bastions have the given name.
+    #[error(
+        "several Bastions are named '{name}': {}; pass --bastion with the full resource id of the one to use",
+        .ids.join(", ")
+    )]
+    AmbiguousName {
+        /// The name.
+        name: String,
+        /// Their ids.
+        ids: Vec<String>,
+    },
+    /// `bastionProfile.bastionId` does not exist.
+    #[error(
+        "the cluster's AKS-managed Bastion {id} was not found; pass --bastion with the id or name of a Bastion to use"
+    )]
+    ManagedBastionNotFound {
+        /// The id.
+        id: String,
+    },
+    /// Nothing found anywhere.
+    #[error(
+        "No Bastion found for cluster '{cluster}' whose virtual network is the cluster's or peered with it ({vnets}). Searched: {}. \
+         Create a Standard or Premium Bastion with native client support in the cluster's VNet or a peered hub VNet, or pass --bastion",
+        .searched.join("; ")
+    )]
+    NoBastionFound {
+        /// Cluster name.
+        cluster: String,
+        /// The cluster's VNets (names).
+        vnets: String,
+        /// Scopes searched (with failures).
+        searched: Vec<String>,
+    },
+    /// Several equally good candidates.
+    #[error(
+        "several Bastions could serve cluster '{cluster}': {}; choose one with --bastion <resource id>",
+        .candidates.join("; ")
+    )]
+    Ambiguous {
+        /// Cluster name.
+        cluster: String,
+        /// `id (why)` per candidate.
+        candidates: Vec<String>,
+    },
+    /// An ARM call failed in a way discovery cannot work around.
+    #[error(transparent)]
+    Arm(Box<ArmError>),
+}
+
+impl From<ArmError> for DiscoveryError {
+    fn from(e: ArmError) -> Self {
+        Self::Arm(Box::new(e))
+    }
+}
+
+/// How the Bastion was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DiscoverySource {
+    /// `--bastion` was an id.
+    GivenId,
+    /// `--bastion` was a name, found in this scope.
+    GivenName {
+        /// Where it was found.
+        scope: String,
+    },
+    /// The AKS-managed Bastion.
+    Managed,
+    /// Searched and found in this scope.
+    Search {
+        /// Where it was found.
+        scope: String,
+    },
+}
+
+impl fmt::Display for DiscoverySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::GivenId => f.write_str("given by id"),
+            Self::GivenName { scope } => write!(f, "given by name, found in {scope}"),
+            Self::Managed => f.write_str("the cluster's AKS-managed Bastion"),
+            Self::Search { scope } => write!(f, "found in {scope}"),
+        }
+    }
+}
+
+/// The chosen Bastion.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Discovery {
+    /// The Bastion (as read from its own subscription).
+    pub bastion: BastionHost,
+    /// How it was found.
+    pub source: DiscoverySource,
+    /// Scopes searched, in order (with failures).
+    pub searched: Vec<String>,
+    /// Non-fatal observations (unreadable scopes, unfiltered search…).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Scope {
+    Group {
+        sub: String,
+        rg: String,
+        label: String,
+    },
+    Subscription {
+        sub: String,
+    },
+}
+
+impl Scope {
+    fn group(sub: &str, rg: &str, what: &str) -> Self {
+        Self::Group {
+            sub: sub.to_owned(),
+            rg: rg.to_owned(),
+            label: format!("{what} {rg} (subscription {sub})"),
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Self::Group { label, .. } => label.clone(),
+            Self::Subscription { sub } => format!("subscription {sub}"),
+        }
+    }
+
+    fn key(&self) -> String {
+        match self {
+            Self::Group { sub, rg, .. } => format!("{}/{}", sub.to_lowercase(), rg.to_lowercase()),
+            Self::Subscription { sub } => sub.to_lowercase(),
+        }
+    }
+
+    async fn list<A: ArmRead + ?Sized>(&self, arm: &A) -> Result<Vec<BastionHost>, ArmError> {
+        match self {
+            Self::Group { sub, rg, .. } => arm.list_bastions_in_group(sub, rg).await,
+            Self::Subscription { sub } => arm.list_bastions_in_subscription(sub).await,
+        }
+    }
+}
+
+fn short_error(e: &ArmError) -> String {
+    match (e.status(), e.code()) {
+        (Some(s), Some(c)) => format!("HTTP {s} {c}"),
+        (Some(s), None) => format!("HTTP {s}"),
+        _ => e.to_string(),
+    }
+}
+
+/// Finds the Bastion for `cluster` (see the module docs for the order).
+pub async fn discover_bastion<A: ArmRead + ?Sized>(
+    arm: &A,
+    cluster: &ManagedCluster,
+    bastion_arg: Option<&str>,
+) -> Result<Discovery, DiscoveryError> {
+    match bastion_arg.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(arg) if arg.starts_with('/') => by_id(arm, arg).await,
+        Some(name) => by_name(arm, cluster, name).await,
+        None => match cluster.managed_bastion_id() {
+            Some(id) => managed(arm, id).await,
+            None => search(arm, cluster).await,
+        },
+    }
+}
+
+async fn by_id<A: ArmRead + ?Sized>(arm: &A, arg: &str) -> Result<Discovery, DiscoveryError> {
+    let id = ResourceId::parse(arg).map_err(|source| DiscoveryError::InvalidBastionId {
+        input: arg.to_owned(),
+        source,
+    })?;
+    if !id.is_type("Microsoft.Network/bastionHosts") {
+        return Err(DiscoveryError::NotABastionId {
+            kind: id.full_type().unwrap_or_else(|| "(none)".into()),
+            id: id.to_string(),
+        });
+    }
+    match arm.get_bastion(&id).await {
+        Ok(bastion) => Ok(Discovery {
+            bastion,
+            source: DiscoverySource::GivenId,
+            searched: Vec::new(),
+            notes: Vec::new(),
+        }),
+        Err(e) if e.is_not_found() => Err(DiscoveryError::BastionIdNotFound {
+            subscription: id.subscription().to_owned(),
+            id: id.to_string(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn managed<A: ArmRead + ?Sized>(
+    arm: &A,
+    id: &ResourceId,
+) -> Result<Discovery, DiscoveryError> {
+    match arm.get_bastion(id).await {
+        Ok(bastion) => Ok(Discovery {
+            bastion,
+            source: DiscoverySource::Managed,
+            searched: Vec::new(),
+            notes: Vec::new(),
+        }),
+        Err(e) if e.is_not_found() => {
+            Err(DiscoveryError::ManagedBastionNotFound { id: id.to_string() })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The node RG and cluster RG scopes, in order, without duplicates.
+fn cluster_groups(cluster: &ManagedCluster) -> Vec<Scope> {
+    let sub = cluster.id.subscription();
+    let mut out = Vec::new();
+    if let Some(nrg) = cluster.properties.node_resource_group.as_deref() {
+        out.push(Scope::group(sub, nrg, "node resource group"));
+    }
+    if let Some(rg) = cluster.id.resource_group() {
+        out.push(Scope::group(sub, rg, "cluster resource group"));
+    }
+    out
+}
+
+async fn by_name<A: ArmRead + ?Sized>(
+    arm: &A,
+    cluster: &ManagedCluster,
+    name: &str,
+) -> Result<Discovery, DiscoveryError> {
+    let mut searched = Vec::new();
+    let mut seen = HashSet::new();
+    for scope in cluster_groups(cluster) {
+        let Scope::Group { sub, rg, .. } = &scope else {
+            continue;
+        };
+        if !seen.insert(scope.key()) {
+            continue;
+        }
+        let id = ResourceId::for_resource(sub, rg, "Microsoft.Network", "bastionHosts", name)
+            .map_err(|source| DiscoveryError::InvalidBastionId {
+                input: name.to_owned(),
+                source,
+            })?;
+        match arm.get_bastion(&id).await {
+            Ok(bastion) => {
+                return Ok(Discovery {
+                    bastion,
+                    source: DiscoverySource::GivenName {
+                        scope: scope.label(),
+                    },
+                    searched,
+                    notes: Vec::new(),
+                });
+            }
+            Err(e) if e.is_not_found() => searched.push(scope.label()),
+            Err(e) => searched.push(format!(
+                "{} (could not read: {})",
+                scope.label(),
+                short_error(&e)
+            )),
+        }
+    }
+    let sub = Scope::Subscription {
+        sub: cluster.id.subscription().to_owned(),
+    };
+    match sub.list(arm).await {
+        Ok(all) => {
+            searched.push(sub.label());
+            let mut matches: Vec<BastionHost> = all
+                .into_iter()
+                .filter(|b| b.display_name().eq_ignore_ascii_case(name))
+                .collect();
+            match matches.len() {
+                0 => {}
+                1 => {
+                    let bastion = matches.remove(0);
+                    return Ok(Discovery {
+                        bastion,
+                        source: DiscoverySource::GivenName { scope: sub.label() },
+                        searched,
+                        notes: Vec::new(),
+                    });
+                }
+                _ => {
+                    return Err(DiscoveryError::AmbiguousName {
+                        name: name.to_owned(),
+                        ids: matches.iter().map(|b| b.id.to_string()).collect(),
+                    });
+                }
+            }
+        }
+        Err(e) => searched.push(format!(
+            "{} (could not list: {})",
+            sub.label(),
+            short_error(&e)
+        )),
+    }
+    Err(DiscoveryError::BastionNameNotFound {
+        name: name.to_owned(),
+        searched,
+    })
+}
+
+/// The cluster's VNets: from the agent pools, else the managed VNet(s) of the node RG.
+async fn cluster_vnets<A: ArmRead + ?Sized>(
+    arm: &A,
+    cluster: &ManagedCluster,
+    notes: &mut Vec<String>,
+) -> Vec<(ResourceId, Option<VirtualNetwork>)> {
+    let ids = cluster.vnet_ids();
+    if !ids.is_empty() {
+        let mut out = Vec::new();
+        for id in ids {
+            match arm.get_vnet(&id).await {
+                Ok(v) => out.push((id, Some(v))),
+                Err(e) => {
+                    notes.push(format!(
+                        "cluster VNet {} could not be read: {}",
+                        id.name(),
+                        short_error(&e)
+                    ));
+                    out.push((id, None));
+                }
+            }
+        }
+        return out;
+    }
+    let Some(nrg) = cluster.properties.node_resource_group.as_deref() else {
+        notes.push("the cluster has no node resource group, so its VNet is unknown".into());
+        return Vec::new();
+    };
+    match arm
+        .list_vnets_in_group(cluster.id.subscription(), nrg)
+        .await
+    {
+        Ok(vnets) => {
+            if vnets.is_empty() {
+                notes.push(format!("no VNet found in the node resource group {nrg}"));
+            }
+            vnets.into_iter().map(|v| (v.id.clone(), Some(v))).collect()
+        }
+        Err(e) => {
+            notes.push(format!(
+                "the managed VNet in {nrg} could not be listed: {}",
+                short_error(&e)
+            ));
+            Vec::new()
+        }
+    }
+}
+
+struct Candidate {
+    bastion: BastionHost,
+    rank: usize,
+    scope: String,
+    gate: Result<(), String>,
+}
+
+async fn search<A: ArmRead + ?Sized>(
+    arm: &A,
+    cluster: &ManagedCluster,
+) -> Result<Discovery, DiscoveryError> {
+    let mut notes = Vec::new();
+    let vnets = cluster_vnets(arm, cluster, &mut notes).await;
+    let aks_ids: Vec<ResourceId> = vnets.iter().map(|(id, _)| id.clone()).collect();
+    let mut peered: Vec<ResourceId> = Vec::new();
+    for (_, v) in &vnets {
+        if let Some(v) = v {
+            for p in v.connected_peers() {
+                if !peered.contains(p) && !aks_ids.contains(p) {
+                    peered.push(p.clone());
+                }
+            }
+        }
+    }
+    let aks_side_unreadable = vnets.iter().any(|(_, v)| v.is_none());
+    let unfiltered = aks_ids.is_empty();
+    if unfiltered {
+        notes.push("the cluster's VNet is unknown, so Bastions were not filtered by VNet".into());
+    }
+
+    let mut scopes = cluster_groups(cluster);
+    for id in aks_ids.iter() {
+        if let Some(rg) = id.resource_group() {
+            scopes.push(Scope::group(
+                id.subscription(),
+                rg,
+                "cluster VNet resource group",
+            ));
+        }
+    }
+    for id in &peered {
+        if let Some(rg) = id.resource_group() {
+            scopes.push(Scope::group(
+                id.subscription(),
+                rg,
+                "peered VNet resource group",
+            ));
+        }
+    }
+    scopes.push(Scope::Subscription {
+        sub: cluster.id.subscription().to_owned(),
+    });
+
+    let mut searched = Vec::new();
+    let mut seen_scopes = HashSet::new();
+    let mut seen_ids: HashSet<ResourceId> = HashSet::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut rank = 0;
+    for scope in scopes {
+        if !seen_scopes.insert(scope.key()) {
+            continue;
+        }
+        let list = match scope.list(arm).await {
+            Ok(l) => l,
+            Err(e) => {
+                searched.push(format!(
+                    "{} (could not list: {})",
+                    scope.label(),
+                    short_error(&e)
+                ));
+                continue;
+            }
+        };
+        searched.push(scope.label());
+        for b in list {
+            if !seen_ids.insert(b.id.clone()) {
+                continue;
+            }
+            let related =
+                unfiltered || is_related(arm, &b, &aks_ids, &peered, aks_side_unreadable).await;
+            if !related {
+                continue;
+            }
+            let gate = b
+                .native_client_support(Usage::Aks)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            candidates.push(Candidate {
+                bastion: b,
+                rank,
+                scope: scope.label(),
+                gate,
+            });
+        }
+        if candidates.iter().any(|c| c.gate.is_ok()) {
+            break;
+        }
+        rank += 1;
+    }
+    choose(cluster, candidates, searched, notes, &aks_ids)
+}
+
+/// Whether a Bastion's VNet is an AKS VNet or directly peered with one.
+async fn is_related<A: ArmRead + ?Sized>(
+    arm: &A,
+    b: &BastionHost,
+    aks_ids: &[ResourceId],
+    peered: &[ResourceId],
+    aks_side_unreadable: bool,
+) -> bool {
+    let Some(vnet) = b.vnet_id() else {
+        return false;
+    };
+    if aks_ids.contains(&vnet) || peered.contains(&vnet) {
+        return true;
+    }
+    if !aks_side_unreadable {
+        return false;
+    }
+    // The cluster's VNet could not be read: look at the peering from the Bastion side.
+    match arm.get_vnet(&vnet).await {
+        Ok(v) => v.connected_peers().iter().any(|p| aks_ids.contains(p)),
+        Err(_) => false,
+    }
+}
+
+fn describe(c: &Candidate) -> String {
+    match &c.gate {
+        Ok(()) => format!("{} (in {}, native client enabled)", c.bastion.id, c.scope),
+        Err(why) => format!("{} (in {}, not usable: {why})", c.bastion.id, c.scope),
+    }
+}
+
+fn choose(
+    cluster: &ManagedCluster,
+    candidates: Vec<Candidate>,
+    searched: Vec<String>,
+    notes: Vec<String>,
+    aks_ids: &[ResourceId],
+) -> Result<Discovery, DiscoveryError> {
+    let capable: Vec<&Candidate> = candidates.iter().filter(|c| c.gate.is_ok()).collect();
+    let pool: Vec<&Candidate> = if capable.is_empty() {
+        candidates.iter().collect()
+    } else {
+        capable
+    };
+    let Some(best_rank) = pool.iter().map(|c| c.rank).min() else {
+        let vnets = if aks_ids.is_empty() {
+            "unknown".to_owned()
+        } else {
+            aks_ids
+                .iter()
+                .map(|v| v.name().to_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(DiscoveryError::NoBastionFound {
+            cluster: cluster.display_name().to_owned(),
+            vnets,
+            searched,
+        });
+    };
+    let best: Vec<&Candidate> = pool.into_iter().filter(|c| c.rank == best_rank).collect();
+    if best.len() > 1 {
+        return Err(DiscoveryError::Ambiguous {
+            cluster: cluster.display_name().to_owned(),
+            candidates: best.iter().map(|c| describe(c)).collect(),
+        });
+    }
+    let Some(&winner) = best.first() else {
+        return Err(DiscoveryError::NoBastionFound {
+            cluster: cluster.display_name().to_owned(),
+            vnets: String::new(),
+            searched,
+        });
+    };
+    Ok(Discovery {
+        bastion: winner.bastion.clone(),
+        source: DiscoverySource::Search {
+            scope: winner.scope.clone(),
+        },
+        searched,
+        notes,
+    })
+}
+
+/// An in-memory [`ArmRead`] for tests.
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::error::ServiceError;
+
+    pub(crate) fn service(status: u16, code: &str, path: &str) -> ArmError {
+        service_with(status, code, &format!("{code} for {path}"), path)
+    }
+
+    pub(crate) fn service_with(status: u16, code: &str, message: &str, path: &str) -> ArmError {
+        ServiceError {
+            status,
+            code: Some(code.to_owned()),
+            message: message.to_owned(),
+            target: None,
+            details: Vec::new(),
+            method: "GET".into(),
+            resource: path.to_owned(),
+            request_id: None,
+            correlation_id: None,
+            client_request_id: None,
+        }
+        .into()
+    }
+
+    /// Resources by id, plus scopes that answer 403.
+    #[derive(Default)]
+    pub(crate) struct FakeArm {
+        pub bastions: Vec<BastionHost>,
+        pub clusters: Vec<ManagedCluster>,
+        pub vnets: Vec<VirtualNetwork>,
+        pub pips: Vec<PublicIpAddress>,
+        pub permissions: HashMap<ResourceId, Vec<Permission>>,
+        pub zone_links: HashMap<ResourceId, Vec<VirtualNetworkLink>>,
+        pub zones: Vec<ResourceId>,
+        /// Kubeconfig YAML per cluster id: (user, admin).
+        pub kubeconfigs: HashMap<ResourceId, (String, String)>,
+        /// Ids or scopes (RG/subscription ids) that answer 403.
+        pub forbidden: HashSet<ResourceId>,
+        pub calls: Mutex<Vec<String>>,
+    }
+
+    impl FakeArm {
+        fn log(&self, call: String) {
+            if let Ok(mut c) = self.calls.lock() {
+                c.push(call);
+            }
+        }
+
+        pub(crate) fn calls(&self) -> Vec<String> {
+            self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+        }
+
+        fn check(&self, id: &ResourceId) -> Result<(), ArmError> {
+            if self.forbidden.iter().any(|f| f.contains(id)) {
+                return Err(service(403, "AuthorizationFailed", id.as_str()));
+            }
+            Ok(())
+        }
+
+        fn get<T: Clone>(
+            &self,
+            items: &[T],
+            id: &ResourceId,
+            key: impl Fn(&T) -> &ResourceId,
+        ) -> Result<T, ArmError> {
+            self.check(id)?;
+            items
+                .iter()
+                .find(|x| key(x) == id)
+                .cloned()
+                .ok_or_else(|| service(404, "ResourceNotFound", id.as_str()))
+        }
+
+        fn in_group<T: Clone>(
+            &self,
+            items: &[T],
+            sub: &str,
+            rg: &str,
+            key: impl Fn(&T) -> &ResourceId,
+        ) -> Result<Vec<T>, ArmError> {
+            let scope = ResourceId::for_resource_group(sub, rg)?;
+            self.check(&scope)?;
+            Ok(items
+                .iter()
+                .filter(|x| scope.contains(key(x)))
+                .cloned()
+                .collect())
+        }
+    }
+
+    #[async_trait]
+    impl ArmRead for FakeArm {
+        async fn get_bastion(&self, id: &ResourceId) -> Result<BastionHost, ArmError> {
+            self.log(format!("get_bastion {id}"));
+            self.get(&self.bastions, id, |b| &b.id)
+        }
+        async fn list_bastions_in_group(
+            &self,
+            sub: &str,
+            rg: &str,
+        ) -> Result<Vec<BastionHost>, ArmError> {
+            self.log(format!("list_bastions {sub}/{rg}"));
+            self.in_group(&self.bastions, sub, rg, |b| &b.id)
+        }
+        async fn list_bastions_in_subscription(
+            &self,
+            sub: &str,
+        ) -> Result<Vec<BastionHost>, ArmError> {
+            self.log(format!("list_bastions {sub}"));
+            let scope = ResourceId::for_subscription(sub)?;
+            self.check(&scope)?;
+            Ok(self
+                .bastions
+                .iter()
+                .filter(|b| scope.contains(&b.id))
+                .cloned()
+                .collect())
+        }
+        async fn get_cluster(&self, id: &ResourceId) -> Result<ManagedCluster, ArmError> {
+            self.log(format!("get_cluster {id}"));
+            self.get(&self.clusters, id, |c| &c.id)
+        }
+        async fn get_vnet(&self, id: &ResourceId) -> Result<VirtualNetwork, ArmError> {
+            self.log(format!("get_vnet {id}"));
+            self.get(&self.vnets, id, |v| &v.id)
+        }
+        async fn list_vnets_in_group(
+            &self,
+            sub: &str,
+            rg: &str,
+        ) -> Result<Vec<VirtualNetwork>, ArmError> {
+            self.log(format!("list_vnets {sub}/{rg}"));
+            self.in_group(&self.vnets, sub, rg, |v| &v.id)
+        }
+        async fn get_public_ip(&self, id: &ResourceId) -> Result<PublicIpAddress, ArmError> {
+            self.log(format!("get_public_ip {id}"));
+            self.get(&self.pips, id, |p| &p.id)
+        }
+        async fn permissions(&self, scope: &ResourceId) -> Result<Vec<Permission>, ArmError> {
+            self.log(format!("permissions {scope}"));
+            self.check(scope)?;
+            Ok(self
+                .permissions
+                .iter()
+                .filter(|(s, _)| s.contains(scope))
+                .flat_map(|(_, p)| p.clone())
+                .collect())
+        }
+        async fn list_private_dns_zones(
+            &self,
+            sub: &str,
+            rg: &str,
+        ) -> Result<Vec<ResourceId>, ArmError> {
+            self.log(format!("list_zones {sub}/{rg}"));
+            self.in_group(&self.zones, sub, rg, |z| z)
+        }
+        async fn list_zone_links(
+            &self,
+            zone: &ResourceId,
+        ) -> Result<Vec<VirtualNetworkLink>, ArmError> {
+            self.log(format!("list_zone_links {zone}"));
+            self.check(zone)?;
+            self.zone_links
+                .get(zone)
+                .cloned()
+                .ok_or_else(|| service(404, "ParentResourceNotFound", zone.as_str()))
+        }
+        async fn list_cluster_credential(
+            &self,
+            cluster: &ResourceId,
+            admin: bool,
+            _server_fqdn: Option<&str>,
+        ) -> Result<CredentialResults, ArmError> {
+            use base64::Engine as _;
+            self.log(format!("list_cluster_credential {cluster} admin={admin}"));
+            let c = self.get(&self.clusters, cluster, |c| &c.id)?;
+            if admin && c.properties.disable_local_accounts {
+                return Err(service_with(
+                    400,
+                    "BadRequest",
+                    "Getting static credential is not allowed because this cluster is set to disable local accounts.",
+                    cluster.as_str(),
+                ));
+            }
+            let (name, yaml) = match self.kubeconfigs.get(cluster) {
+                Some((u, a)) => {
+                    if admin {
+                        ("clusterAdmin", a.clone())
+                    } else {
+                        ("clusterUser", u.clone())
+                    }
+                }
+                None => return Ok(CredentialResults::default()),
+            };
+            Ok(serde_json::from_value(serde_json::json!({"kubeconfigs": [{
+                "name": name,
+                "value": base64::engine::general_purpose::STANDARD.encode(yaml)
+            }]}))
+            .map_err(|e| ArmError::InvalidArgument(e.to_string()))?)
+        }
+    }
+}
+
+/// Fixtures shared by the discovery and pre-flight tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use serde_json::json;
+
+    use super::*;
+
+    pub const CLUSTER_SUB: &str = "22222222-2222-2222-2222-222222222222";
+    pub const HUB_SUB: &str = "11111111-1111-1111-1111-111111111111";
+    pub const NRG: &str = "MC_aks-rg_myaks_eastus";
+
+    pub fn vnet_id(sub: &str, rg: &str, name: &str) -> String {
+        format!(
+            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/virtualNetworks/{name}"
+        )
+    }
+
+    pub fn spoke() -> String {
+        vnet_id(CLUSTER_SUB, "spoke-rg", "spoke-vnet")
+    }
+
+    pub fn hub() -> String {
+        vnet_id(HUB_SUB, "hub-rg", "hub-vnet")
+    }
+
+    pub fn cluster(private: bool) -> ManagedCluster {
+        let mut v = json!({
+          "id": format!("/subscriptions/{CLUSTER_SUB}/resourcegroups/aks-rg/providers/Microsoft.ContainerService/managedClusters/myaks"),
+          "name": "myaks", "location": "eastus", "sku": {"name": "Base", "tier": "Free"},
+          "properties": {
+            "fqdn": "myaks-dns-ee788a1f.hcp.eastus.azmk8s.io",
+            "agentPoolProfiles": [{"name": "nodepool1", "vnetSubnetID": format!("{}/subnets/aks-nodes", spoke())}],
+            "apiServerAccessProfile": {},
+            "nodeResourceGroup": NRG,
+            "disableLocalAccounts": false
+          }
+        });
+        if private {
+            v["properties"]["privateFQDN"] = json!(
+                "myaks-dns-aae7e0f0.5cef6058-b6b5-414d-8cb1-4bd14eb0b15c.privatelink.eastus.azmk8s.io"
+            );
+            v["properties"]["apiServerAccessProfile"] = json!({
+                "enablePrivateCluster": true, "enablePrivateClusterPublicFQDN": true, "privateDNSZone": "system"
+            });
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    pub fn bastion(
+        sub: &str,
+        rg: &str,
+        name: &str,
+        vnet: &str,
+        sku: &str,
+        tunneling: bool,
+    ) -> BastionHost {
+        serde_json::from_value(json!({
+            "id": format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/bastionHosts/{name}"),
+            "name": name, "location": "eastus", "sku": {"name": sku},
+            "properties": {
+                "provisioningState": "Succeeded",
+                "dnsName": format!("bst-{name}.bastion.azure.com"),
+                "enableTunneling": tunneling,
+                "ipConfigurations": [{"name": "ipconf", "properties": {
+                    "subnet": {"id": format!("{vnet}/subnets/AzureBastionSubnet")},
+                    "publicIPAddress": {"id": format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/publicIPAddresses/{name}-pip")}
+                }}]
+            }
+        }))
+        .unwrap()
+    }
+
+    pub fn vnet(id: &str, peers: &[(&str, &str)]) -> VirtualNetwork {
+        let peerings: Vec<_> = peers
+            .iter()
+            .map(|(r, s)| json!({"name": "p", "properties": {"peeringState": s, "remoteVirtualNetwork": {"id": r}}}))
+            .collect();
+        serde_json::from_value(
+            json!({"id": id, "properties": {"virtualNetworkPeerings": peerings}}),
+        )
+        .unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::FakeArm;
+    use super::fixtures::*;
+    use super::*;
+
+    fn rid(s: &str) -> ResourceId {
+        s.parse().unwrap()
+    }
+
+    fn run(
+        arm: &FakeArm,
+        cluster: &ManagedCluster,
+        arg: Option<&str>,
+    ) -> Result<Discovery, DiscoveryError> {
+        tokio_test_block_on(discover_bastion(arm, cluster, arg))
+    }
+
+    fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// Hub (other subscription) peered with the spoke, a node-RG Bastion in the spoke.
+    fn world() -> FakeArm {
+        FakeArm {
+            vnets: vec![
+                vnet(&spoke(), &[(&hub(), "Connected")]),
+                vnet(&hub(), &[(&spoke(), "Connected")]),
+            ],
+            ..FakeArm::default()
+        }
+    }
+
+    #[test]
+    fn given_id_in_another_subscription() {
+        let mut arm = world();
+        arm.bastions.push(bastion(
+            HUB_SUB,
+            "hub-rg",
+            "hub-bastion",
+            &hub(),
+            "Standard",
+            true,
+        ));
+        let id = format!(
+            "/subscriptions/{HUB_SUB}/resourceGroups/HUB-RG/providers/Microsoft.Network/bastionHosts/hub-bastion"
+        );
+        let d = run(&arm, &cluster(true), Some(&id)).unwrap();
+        assert_eq!(d.source, DiscoverySource::GivenId);
+        assert_eq!(d.bastion.id.subscription(), HUB_SUB);
+        assert_eq!(arm.calls(), vec![format!("get_bastion {id}")]);
+    }
+
+    #[test]
+    fn given_id_not_found_or_wrong_type_or_invalid() {
+        let arm = world();
+        let id = format!(
+            "/subscriptions/{HUB_SUB}/resourceGroups/hub-rg/providers/Microsoft.Network/bastionHosts/gone"
+        );
+        let e = run(&arm, &cluster(true), Some(&id)).unwrap_err();
+        assert!(matches!(e, DiscoveryError::BastionIdNotFound { .. }));
+        assert!(
+            e.to_string()
+                .contains(&format!("not found in subscription {HUB_SUB}"))
+        );
+        let e = run(&arm, &cluster(true), Some(&hub())).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("got type Microsoft.Network/virtualNetworks"),
+            "{e}"
+        );
+        let e = run(&arm, &cluster(true), Some("/subscriptions/x/bad")).unwrap_err();
+        assert!(matches!(e, DiscoveryError::InvalidBastionId { .. }));
+    }
+
+    #[test]
+    fn given_id_forbidden_is_an_arm_error() {
+        let mut arm = world();
+        arm.forbidden
+            .insert(rid(&format!("/subscriptions/{HUB_SUB}")));
+        let id = format!(
+            "/subscriptions/{HUB_SUB}/resourceGroups/hub-rg/providers/Microsoft.Network/bastionHosts/hub-bastion"
+        );
+        let e = run(&arm, &cluster(true), Some(&id)).unwrap_err();
+        assert!(matches!(e, DiscoveryError::Arm(ref a) if a.is_authorization_failed()));
+    }
+
+    #[test]
+    fn given_name_node_rg_then_cluster_rg_then_subscription() {
+        let mut arm = world();
+        arm.bastions.push(bastion(
+            CLUSTER_SUB,
+            "aks-rg",
+            "b1",
+            &spoke(),
+            "Standard",
+            true,
+        ));
+        let d = run(&arm, &cluster(true), Some("b1")).unwrap();
+        assert!(
+            matches!(&d.source, DiscoverySource::GivenName { scope } if scope.contains("cluster resource group aks-rg"))
+        );
+        assert_eq!(
+            d.searched.len(),
+            1,
+            "node RG searched first: {:?}",
+            d.searched
+        );
+
+        let mut arm = world();
+        arm.bastions
+            .push(bastion(CLUSTER_SUB, NRG, "b1", &spoke(), "Standard", true));
+        arm.bastions.push(bastion(
+            CLUSTER_SUB,
+            "aks-rg",
+            "b1",
+            &spoke(),
+            "Standard",
+            true,
+        ));
+        let d = run(&arm, &cluster(true), Some("b1")).unwrap();
+        assert_eq!(d.bastion.resource_group(), NRG);
+
+        let mut arm = world();
+        arm.bastions.push(bastion(
+            CLUSTER_SUB,
+            "shared-rg",
+            "B1",
+            &spoke(),
+            "Standard",
+            true,
+        ));
+        let d = run(&arm, &cluster(true), Some("b1")).unwrap();
+        assert!(
+            matches!(&d.source, DiscoverySource::GivenName { scope } if scope.starts_with("subscription"))
+        );
+        assert_eq!(d.bastion.resource_group(), "shared-rg");
+    }
+
+    #[test]
+    fn given_name_ambiguous_or_missing_never_substitutes() {
+        let mut arm = world();
+        arm.bastions.push(bastion(
+            CLUSTER_SUB,
+            "rg1",
+            "b1",
+            &spoke(),
+            "Standard",
+            true,
+        ));
+        arm.bastions.push(bastion(
+            CLUSTER_SUB,
+            "rg2",
+            "b1",
+            &spoke(),
+            "Standard",
+            true,
+        ));
+        let e = run(&arm, &cluster(true), Some("b1")).unwrap_err();
+        assert!(matches!(&e, DiscoveryError::AmbiguousName { ids, .. } if ids.len() == 2));
+        assert!(e.to_string().contains("full resource id"));
+
+        let mut arm = world();
+        arm.bastions.push(bastion(
+            CLUSTER_SUB,
+            NRG,
+            "other",
+            &spoke(),
+            "Standard",
+            true,
+        ));
+        let e = run(&arm, &cluster(true), Some("b1")).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, DiscoveryError::BastionNameNotFound { .. }));
+        assert!(
+            msg.contains("node resource group MC_aks-rg_myaks_eastus"),
+            "{msg}"
+        );
+        assert!(msg.contains("cluster resource group aks-rg"));
+        assert!(msg.contains(&format!("subscription {CLUSTER_SUB}")));
+    }
+
+    #[test]
+    fn managed_bastion_profile() {
+        let mut arm = world();
+        let b = bastion(CLUSTER_SUB, NRG, "aks-managed", &spoke(), "Standard", true);
+        let mut c = cluster(true);
+        c.properties.network_profile = serde_json::from_value(serde_json::json!({
+            "bastionProfile": {"enabled": true, "bastionId": b.id.as_str()}
+        }))
+        .unwrap();
+        arm.bastions.push(b);
+        arm.bastions.push(bastion(
+            CLUSTER_SUB,
+            NRG,
+            "other",
+            &spoke(),
+            "Standard",
+            true,
+        ));
+        let d = run(&arm, &c, None).unwrap();
+        assert_eq!(d.source, DiscoverySource::Managed);
+        assert_eq!(d.bastion.display_name(), "aks-managed");
+        arm.bastions.remove(0);
+        let e = run(&arm, &c, None).unwrap_err();
+        assert!(matches!(e, DiscoveryError::ManagedBastionNotFound { .. }));
+    }
+
+    #[test]
+    fn search_finds_node_group_bastion_first() {
+        let mut arm = world();
+        arm.bastions.push(bastion(
+            CLUSTER_SUB,
+            NRG,
+            "nrg-bastion",
+            &spoke(),
+            "Standard",
+            true,
+        ));
+        arm.bastions.push(bastion(
+            HUB_SUB,
+            "hub-rg",
+            "hub-bastion",
+            &hub(),
+            "Standard",
+            true,
+        ));
+        let d = run(&arm, &cluster(true), None).unwrap();
+        assert_eq!(d.bastion.display_name(), "nrg-bastion");
+        assert!(
+            matches!(&d.source, DiscoverySource::Search { scope } if scope.contains("node resource group"))
+        );
+        // Stopped after the first scope with a usable Bastion.
+        assert!(!arm.calls().iter().any(|c| c.contains("hub-rg")));
+    }
+
+    #[test]
+    fn search_finds_hub_bastion_through_peering() {
+        let mut arm = world();
+        arm.bastions.push(bastion(
+            HUB_SUB,
+            "hub-rg",
+            "hub-bastion",
+            &hub(),
+            "Standard",
+            true,
+        ));
+        // An unrelated Bastion in the cluster subscription is ignored.
+        let lonely = vnet_id(CLUSTER_SUB, "x-rg", "lonely");
+        arm.vnets.push(vnet(&lonely, &[]));
+        arm.bastions.push(bastion(
+            CLUSTER_SUB,
+            "x-rg",
+            "lonely-bastion",
+            &lonely,
+            "Standard",
+            true,
+        ));
+        let d = run(&arm, &cluster(true), None).unwrap();
+        assert_eq!(d.bastion.display_name(), "hub-bastion");
+        assert!(
+            matches!(&d.source, DiscoverySource::Search { scope } if scope.contains("peered VNet resource group hub-rg"))
+        );
+        assert!(
+            arm.calls()
+                .contains(&format!("list_bastions {HUB_SUB}/hub-rg"))
+        );
+    }
+
+    #[test]
+    fn search_peering_not_connected_is_not_a_candidate() {
+        let mut arm = FakeArm {
+            vnets: vec![vnet(&spoke(), &[(&hub(), "Initiated")])],
+            ..FakeArm::default()
+        };
+        arm.bastions.push(bastion(
+            CLUSTER_SUB,
+            "hub-rg",
+            "hub-bastion",
+            &hub(),
+            "Standard",
+            true,
+        ));
+        let e = run(&arm, &cluster(true), None).unwrap_err();
+        assert!(matches!(e, DiscoveryError::NoBastionFound { .. }));
+    }
+
+    #[test]
+    fn search_prefers_native_client_capable() {
+        let mut arm = world();
+        arm.bastions
+            .push(bastion(CLUSTER_SUB, NRG, "basic", &spoke(), "Basic", false));
+        arm.bastions.push(bastion(
+            HUB_SUB,
+            "hub-rg",
+            "hub-bastion",
+            &hub(),
+            "Premium",
+            true,
+        ));
+        let d = run(&arm, &cluster(true), None).unwrap();
+        assert_eq!(d.bastion.display_name(), "hub-bastion");
+        // Only an incapable one: it is returned so the gate can say what to change.
+        let mut arm = world();
+        arm.bastions.push(bastion(
+            CLUSTER_SUB,
+            NRG,
+            "std-off",
+            &spoke(),
+            "Standard",
+            false,
+        ));
+        let d = run(&arm, &cluster(true), None).unwrap();
+        assert_eq!(d.bastion.display_name(), "std-off");
+        assert!(d.bastion.native_client_support(Usage::Aks).is_err());
+    }
+
+    #[test]
+    fn search_ambiguity_lists_candidates() {
+        let mut arm = world();
+        arm.bastions
+            .push(bastion(CLUSTER_SUB, NRG, "a", &spoke(), "Standard", true));
+        arm.bastions
+            .push(bastion(CLUSTER_SUB, NRG, "b", &spoke(), "Premium", true));
+        let e = run(&arm, &cluster(true), None).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(&e, DiscoveryError::Ambiguous { candidates, .. } if candidates.len() == 2)
+        );
+        assert!(
+            msg.contains("bastionHosts/a") && msg.contains("bastionHosts/b"),
+            "{msg}"
+        );
+        assert!(msg.contains("--bastion <resource id>"));
+    }
+
+    #[test]
+    fn search_none_found_lists_every_scope() {
+        let mut arm = world();
+        arm.forbidden.insert(rid(&format!(
+            "/subscriptions/{CLUSTER_SUB}/resourceGroups/aks-rg"
+        )));
+        let e = run(&arm, &cluster(true), None).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("No Bastion found for cluster 'myaks'"),
+            "{msg}"
+        );
+        for scope in [
+            "node resource group MC_aks-rg_myaks_eastus",
+            "cluster resource group aks-rg (subscription 22222222-2222-2222-2222-222222222222) (could not list: HTTP 403 AuthorizationFailed)",
+            "cluster VNet resource group spoke-rg",
+            "peered VNet resource group hub-rg (subscription 11111111-1111-1111-1111-111111111111)",
+            "subscription 22222222-2222-2222-2222-222222222222",
+        ] {
+            assert!(msg.contains(scope), "missing {scope:?} in {msg}");
+        }
+        // Completely empty world: still an error, not a crash.
+        let e = run(&FakeArm::default(), &cluster(false), None).unwrap_err();
+        assert!(matches!(e, DiscoveryError::NoBastionFound { .. }));
+    }
+
+    #[test]
+    fn search_uses_bastion_side_peering_when_cluster_vnet_unreadable() {
+        let mut arm = world();
+        arm.forbidden.insert(rid(&spoke()));
+        arm.bastions.push(bastion(
+            CLUSTER_SUB,
+            "hub2-rg",
+            "hub-bastion",
+            &hub(),
+            "Standard",
+            true,
+        ));
+        let d = run(&arm, &cluster(true), None).unwrap();
+        assert_eq!(d.bastion.display_name(), "hub-bastion");
+        assert!(d.notes.iter().any(|n| n.contains("could not be read")));
+    }
+
+    #[test]
+    fn search_managed_vnet_in_node_group() {
+        let managed = vnet_id(CLUSTER_SUB, NRG, "aks-vnet-12345678");
+        let mut arm = FakeArm {
+            vnets: vec![vnet(&managed, &[])],
+            ..FakeArm::default()
+        };
+        arm.bastions
+            .push(bastion(CLUSTER_SUB, NRG, "nb", &managed, "Standard", true));
+        let mut c = cluster(true);
+        c.properties.agent_pool_profiles[0].vnet_subnet_id = None;
+        let d = run(&arm, &c, None).unwrap();
+        assert_eq!(d.bastion.display_name(), "nb");
+    }
+}

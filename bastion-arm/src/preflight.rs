@@ -1,0 +1,684 @@
+//! Pre-flight report: the shared row type ([`Finding`]) for role and network checks, and the
+//! [`Report`] with its text renderer (`arm-and-aks.md` §7, §8).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::access::{self, ScopeKind, ScopePermissions};
+use crate::aks::ManagedCluster;
+use crate::bastion::{BastionHost, Usage};
+use crate::discovery::ArmRead;
+use crate::error::ArmError;
+use crate::network::{self, Lookup, VirtualNetwork};
+use crate::resource_id::ResourceId;
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    /// The condition holds.
+    Pass,
+    /// Not blocking, but the user should know.
+    Warn,
+    /// The tunnel will not work as configured; aborts unless checks are skipped.
+    Fail,
+    /// The check could not be made (e.g. a resource was unreadable).
+    Unknown,
+}
+
+impl Status {
+    /// `PASS`, `WARN`, `FAIL` or `UNKNOWN`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "PASS",
+            Self::Warn => "WARN",
+            Self::Fail => "FAIL",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One row of a pre-flight report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// A short stable id: `N1`…`N5` for network checks, `R1`… for role checks.
+    pub id: String,
+    /// What was checked.
+    pub title: String,
+    /// The outcome.
+    pub status: Status,
+    /// What was found.
+    pub detail: String,
+    /// What to change, when something should change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Finding {
+    /// A finding without a fix.
+    pub fn new(
+        id: impl Into<String>,
+        title: impl Into<String>,
+        status: Status,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            title: title.into(),
+            status,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    /// Adds the fix.
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+}
+
+/// The findings of a pre-flight run, in check order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// The rows.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// Appends a finding.
+    pub fn push(&mut self, finding: Finding) {
+        self.findings.push(finding);
+    }
+
+    /// Whether nothing failed (WARN and UNKNOWN do not block).
+    pub fn passed(&self) -> bool {
+        !self.findings.iter().any(|f| f.status == Status::Fail)
+    }
+
+    /// The failed findings.
+    pub fn failed(&self) -> Vec<&Finding> {
+        self.with_status(Status::Fail)
+    }
+
+    /// The findings with `status`.
+    pub fn with_status(&self, status: Status) -> Vec<&Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.status == status)
+            .collect()
+    }
+
+    /// The finding with `id`, if any.
+    pub fn get(&self, id: &str) -> Option<&Finding> {
+        self.findings.iter().find(|f| f.id == id)
+    }
+
+    /// Plain-text rendering: one line per check, then indented detail and fix lines.
+    pub fn render_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for finding in &self.findings {
+            writeln!(
+                f,
+                "{:<7} {:<3} {}",
+                finding.status.as_str(),
+                finding.id,
+                finding.title
+            )?;
+            if !finding.detail.is_empty() {
+                writeln!(f, "            {}", finding.detail)?;
+            }
+            if let Some(fix) = &finding.fix {
+                writeln!(f, "            fix: {fix}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// N1: the native-client gate for `usage`, plus N6 (WARN) for the Bastion's state warnings.
+pub fn gate_findings(bastion: &BastionHost, usage: Usage) -> Vec<Finding> {
+    let title = "Bastion SKU and native client support";
+    let mut out = Vec::new();
+    match bastion.native_client_support(usage) {
+        Ok(plan) => {
+            out.push(Finding::new(
+                "N1",
+                title,
+                Status::Pass,
+                format!(
+                    "Bastion '{}' is {} SKU with native client support; endpoint {}",
+                    bastion.display_name(),
+                    bastion.sku().map_or("unknown", |s| s.as_str()),
+                    plan.host
+                ),
+            ));
+            if !plan.warnings.is_empty() {
+                out.push(Finding::new(
+                    "N6",
+                    "Bastion state",
+                    Status::Warn,
+                    plan.warnings.join("; "),
+                ));
+            }
+        }
+        Err(e) => {
+            let mut f = Finding::new("N1", title, Status::Fail, e.to_string());
+            f.fix = e.fix();
+            out.push(f);
+        }
+    }
+    out
+}
+
+fn short(e: &ArmError) -> String {
+    match (e.status(), e.code()) {
+        (Some(s), Some(c)) => format!("HTTP {s} {c}"),
+        (Some(s), None) => format!("HTTP {s}"),
+        _ => e.to_string(),
+    }
+}
+
+fn lookup<T>(r: Result<T, ArmError>) -> Lookup<T> {
+    match r {
+        Ok(v) => Lookup::Found(v),
+        Err(e) if e.is_not_found() => Lookup::Absent,
+        Err(e) => Lookup::Unreadable(short(&e)),
+    }
+}
+
+/// The cluster's VNets with their lookups: from the agent pools, else the managed VNet(s) in
+/// the node resource group.
+async fn cluster_vnets<A: ArmRead + ?Sized>(
+    arm: &A,
+    cluster: &ManagedCluster,
+) -> Vec<(ResourceId, Lookup<VirtualNetwork>)> {
+    let ids = cluster.vnet_ids();
+    if ids.is_empty() {
+        let Some(nrg) = cluster.properties.node_resource_group.as_deref() else {
+            return Vec::new();
+        };
+        return match arm
+            .list_vnets_in_group(cluster.id.subscription(), nrg)
+            .await
+        {
+            Ok(vnets) => vnets
+                .into_iter()
+                .map(|v| (v.id.clone(), Lookup::Found(v)))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let l = lookup(arm.get_vnet(&id).await);
+        out.push((id, l));
+    }
+    out
+}
+
+/// The links of the API server's private DNS zone (N3), with the §8 fallback of finding the zone
+/// among the node resource group's zones by suffix of `privateFQDN`.
+async fn zone_links<A: ArmRead + ?Sized>(
+    arm: &A,
+    cluster: &ManagedCluster,
+) -> Lookup<Vec<network::VirtualNetworkLink>> {
+    if let Some(zone) = cluster.private_dns_zone_id() {
+        match arm.list_zone_links(&zone).await {
+            Ok(l) => return Lookup::Found(l),
+            Err(e) if !e.is_not_found() => return Lookup::Unreadable(short(&e)),
+            Err(_) => {}
+        }
+    }
+    let (Some(nrg), Some(fqdn)) = (
+        cluster.properties.node_resource_group.as_deref(),
+        cluster.properties.private_fqdn.as_deref(),
+    ) else {
+        return Lookup::Absent;
+    };
+    let fqdn = fqdn.to_ascii_lowercase();
+    let zones = match arm
+        .list_private_dns_zones(cluster.id.subscription(), nrg)
+        .await
+    {
+        Ok(z) => z,
+        Err(e) if e.is_not_found() => return Lookup::Absent,
+        Err(e) => return Lookup::Unreadable(short(&e)),
+    };
+    let Some(zone) = zones
+        .into_iter()
+        .find(|z| fqdn.ends_with(&format!(".{}", z.name().to_ascii_lowercase())))
+    else {
+        return Lookup::Absent;
+    };
+    lookup(arm.list_zone_links(&zone).await)
+}
+
+/// Runs the `aks bastion` pre-flight: N1 gate (and N6 Bastion state), role checks R1–R4 through
+/// the permissions API, then network checks N2–N5. Reads only; never fails: unreadable
+/// resources become UNKNOWN rows.
+pub async fn run_aks_preflight<A: ArmRead + ?Sized>(
+    arm: &A,
+    cluster: &ManagedCluster,
+    bastion: &BastionHost,
+    admin: bool,
+) -> Report {
+    let mut report = Report::default();
+    for f in gate_findings(bastion, Usage::Aks) {
+        report.push(f);
+    }
+
+    let aks_vnets = cluster_vnets(arm, cluster).await;
+    let bastion_vnet_id = bastion.vnet_id();
+    let bastion_vnet = match &bastion_vnet_id {
+        None => Lookup::Absent,
+        Some(id) => match aks_vnets.iter().find(|(a, _)| a == id) {
+            Some((_, l)) => l.clone(),
+            None => lookup(arm.get_vnet(id).await),
+        },
+    };
+    let peered_case = bastion_vnet_id
+        .as_ref()
+        .is_some_and(|b| !aks_vnets.iter().any(|(a, _)| a == b));
+
+    // Role checks.
+    let required = access::aks_required_actions(admin, peered_case);
+    let mut scopes: Vec<(ScopeKind, ResourceId)> = vec![
+        (ScopeKind::Cluster, cluster.id.clone()),
+        (ScopeKind::Bastion, bastion.id.clone()),
+    ];
+    if let Some((vnet, _)) = aks_vnets.first() {
+        scopes.push((ScopeKind::ClusterVnet, vnet.clone()));
+    }
+    let mut perms = HashMap::new();
+    for (kind, scope) in scopes {
+        if !required.iter().any(|r| r.scope == kind) {
+            continue;
+        }
+        let permissions = arm.permissions(&scope).await.map_err(|e| short(&e));
+        perms.insert(kind, ScopePermissions { scope, permissions });
+    }
+    for check in access::evaluate(&required, &perms) {
+        report.push(check.to_finding());
+    }
+
+    // Network checks.
+    if let Some(f) =
+        network::check_vnet_peering(cluster, &aks_vnets, bastion_vnet_id.as_ref(), &bastion_vnet)
+    {
+        report.push(f);
+    }
+    if cluster.public_fqdn_disabled() {
+        let links = zone_links(arm, cluster).await;
+        if let Some(f) = network::check_private_dns(cluster, bastion_vnet_id.as_ref(), &links) {
+            report.push(f);
+        }
+    }
+    if !cluster.is_private()
+        && !cluster
+            .properties
+            .api_server_access_profile
+            .authorized_ip_ranges
+            .is_empty()
+    {
+        let pip = match bastion.public_ip_id() {
+            None => Lookup::Absent,
+            Some(id) => match arm.get_public_ip(id).await {
+                Ok(p) => Lookup::Found(p),
+                Err(e) => Lookup::Unreadable(short(&e)),
+            },
+        };
+        if let Some(f) = network::check_authorized_ip_ranges(cluster, &pip) {
+            report.push(f);
+        }
+    }
+    if let Some(f) = network::check_cluster_kind(cluster) {
+        report.push(f);
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::access::builtin;
+    use crate::discovery::fake::FakeArm;
+    use crate::discovery::fixtures::*;
+    use crate::network::{PublicIpAddress, VirtualNetworkLink};
+
+    fn rid(s: &str) -> ResourceId {
+        s.parse().unwrap()
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn hub_bastion(sku: &str, tunneling: bool) -> BastionHost {
+        bastion(HUB_SUB, "hub-rg", "hub-bastion", &hub(), sku, tunneling)
+    }
+
+    /// Hub/spoke peered; Reader on both subscriptions and AKS Cluster User on the cluster.
+    fn good_world(cluster: &ManagedCluster) -> FakeArm {
+        let mut arm = FakeArm {
+            vnets: vec![
+                vnet(&spoke(), &[(&hub(), "Connected")]),
+                vnet(&hub(), &[(&spoke(), "Connected")]),
+            ],
+            ..FakeArm::default()
+        };
+        arm.permissions.insert(
+            rid(&format!("/subscriptions/{HUB_SUB}")),
+            vec![builtin::reader()],
+        );
+        arm.permissions.insert(
+            rid(&format!("/subscriptions/{CLUSTER_SUB}")),
+            vec![builtin::reader()],
+        );
+        arm.permissions
+            .insert(cluster.id.clone(), vec![builtin::aks_cluster_user()]);
+        arm
+    }
+
+    fn statuses(r: &Report) -> Vec<(String, Status)> {
+        r.findings
+            .iter()
+            .map(|f| (f.id.clone(), f.status))
+            .collect()
+    }
+
+    #[test]
+    fn everything_passes_for_peered_hub() {
+        let c = cluster(true);
+        let arm = good_world(&c);
+        let r = block_on(run_aks_preflight(
+            &arm,
+            &c,
+            &hub_bastion("Standard", true),
+            false,
+        ));
+        assert!(r.passed(), "{r}");
+        let ids: Vec<_> = statuses(&r);
+        assert_eq!(
+            ids,
+            [
+                ("N1".to_owned(), Status::Pass),
+                ("R1".to_owned(), Status::Pass),
+                ("R2".to_owned(), Status::Pass),
+                ("R3".to_owned(), Status::Pass),
+                ("R4".to_owned(), Status::Pass),
+                ("N2".to_owned(), Status::Pass),
+            ]
+        );
+        // The permissions API was asked at the cluster, the Bastion and the cluster VNet.
+        let calls = arm.calls();
+        assert!(calls.contains(&format!("permissions {}", c.id)));
+        assert!(
+            calls
+                .iter()
+                .any(|x| x.starts_with("permissions") && x.contains("bastionHosts/hub-bastion"))
+        );
+        assert!(calls.contains(&format!("permissions {}", spoke())));
+    }
+
+    #[test]
+    fn failures_are_reported_with_fixes() {
+        let c = cluster(true);
+        let mut arm = good_world(&c);
+        arm.permissions.clear();
+        arm.vnets = vec![vnet(&spoke(), &[]), vnet(&hub(), &[])];
+        let r = block_on(run_aks_preflight(
+            &arm,
+            &c,
+            &hub_bastion("Standard", false),
+            true,
+        ));
+        assert!(!r.passed());
+        let n1 = r.get("N1").unwrap();
+        assert_eq!(n1.status, Status::Fail);
+        assert!(
+            n1.fix
+                .as_deref()
+                .unwrap()
+                .contains("--enable-tunneling true")
+        );
+        let r2 = r.get("R2").unwrap();
+        assert_eq!(r2.status, Status::Fail);
+        assert!(r2.title.contains("listClusterAdminCredential"));
+        assert!(
+            r2.fix
+                .as_deref()
+                .unwrap()
+                .contains("Azure Kubernetes Service Cluster Admin Role")
+        );
+        assert_eq!(r.get("N2").unwrap().status, Status::Fail);
+        let text = r.render_text();
+        assert!(text.contains("FAIL    N2"));
+        assert!(text.contains("fix: peer the VNets"));
+    }
+
+    #[test]
+    fn same_vnet_skips_vnet_reader_check_and_unreadable_permissions_are_unknown() {
+        let c = cluster(true);
+        let mut arm = good_world(&c);
+        arm.forbidden.insert(rid(&format!(
+            "/subscriptions/{CLUSTER_SUB}/resourceGroups/{NRG}"
+        )));
+        let b = bastion(CLUSTER_SUB, NRG, "nb", &spoke(), "Premium", true);
+        let r = block_on(run_aks_preflight(&arm, &c, &b, false));
+        assert!(r.get("R4").is_none());
+        assert_eq!(r.get("R3").unwrap().status, Status::Unknown);
+        assert_eq!(r.get("N2").unwrap().status, Status::Pass);
+        assert!(r.passed(), "UNKNOWN does not block: {r}");
+    }
+
+    fn public_with_ranges(ranges: &[&str]) -> ManagedCluster {
+        let mut c = cluster(false);
+        c.properties.api_server_access_profile.authorized_ip_ranges =
+            ranges.iter().map(|s| s.to_string()).collect();
+        c
+    }
+
+    fn pip(ip: &str) -> PublicIpAddress {
+        serde_json::from_value(serde_json::json!({
+            "id": format!("/subscriptions/{HUB_SUB}/resourceGroups/hub-rg/providers/Microsoft.Network/publicIPAddresses/hub-bastion-pip"),
+            "properties": {"ipAddress": ip}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn authorized_ranges_check_reads_the_bastion_pip() {
+        let c = public_with_ranges(&["20.1.2.3/32", "198.51.100.0/24"]);
+        let mut arm = good_world(&c);
+        arm.pips.push(pip("20.1.2.3"));
+        let r = block_on(run_aks_preflight(
+            &arm,
+            &c,
+            &hub_bastion("Standard", true),
+            false,
+        ));
+        assert_eq!(r.get("N4").unwrap().status, Status::Pass);
+        assert!(r.get("N2").is_none(), "public cluster: no peering check");
+
+        arm.pips = vec![pip("20.9.9.9")];
+        let r = block_on(run_aks_preflight(
+            &arm,
+            &c,
+            &hub_bastion("Standard", true),
+            false,
+        ));
+        let n4 = r.get("N4").unwrap();
+        assert_eq!(n4.status, Status::Fail);
+        assert_eq!(
+            n4.fix.as_deref(),
+            Some(
+                "az aks update --resource-group aks-rg --name myaks --api-server-authorized-ip-ranges 20.1.2.3/32,198.51.100.0/24,20.9.9.9/32"
+            )
+        );
+
+        arm.forbidden.insert(rid(&format!(
+            "/subscriptions/{HUB_SUB}/resourceGroups/hub-rg"
+        )));
+        let r = block_on(run_aks_preflight(
+            &arm,
+            &c,
+            &hub_bastion("Standard", true),
+            false,
+        ));
+        assert_eq!(r.get("N4").unwrap().status, Status::Unknown);
+    }
+
+    fn fqdn_disabled() -> ManagedCluster {
+        let mut c = cluster(true);
+        c.properties
+            .api_server_access_profile
+            .enable_private_cluster_public_fqdn = Some(false);
+        c
+    }
+
+    fn link_to(vnet: &str) -> VirtualNetworkLink {
+        serde_json::from_value(serde_json::json!({
+            "name": "hub-link",
+            "properties": {"virtualNetwork": {"id": vnet}, "virtualNetworkLinkState": "Completed"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn public_fqdn_disabled_checks_zone_links() {
+        let c = fqdn_disabled();
+        let zone = c.private_dns_zone_id().unwrap();
+        let mut arm = good_world(&c);
+        arm.zone_links.insert(zone.clone(), vec![link_to(&spoke())]);
+        let r = block_on(run_aks_preflight(
+            &arm,
+            &c,
+            &hub_bastion("Standard", true),
+            false,
+        ));
+        let n3 = r.get("N3").unwrap();
+        assert_eq!(n3.status, Status::Fail, "{r}");
+        assert!(n3.fix.as_deref().unwrap().contains("--enable-public-fqdn"));
+        assert!(
+            n3.fix
+                .as_deref()
+                .unwrap()
+                .contains("az network private-dns link vnet create")
+        );
+
+        arm.zone_links
+            .insert(zone, vec![link_to(&spoke()), link_to(&hub())]);
+        let r = block_on(run_aks_preflight(
+            &arm,
+            &c,
+            &hub_bastion("Standard", true),
+            false,
+        ));
+        assert_eq!(r.get("N3").unwrap().status, Status::Pass);
+    }
+
+    #[test]
+    fn zone_found_by_suffix_when_the_guess_is_wrong() {
+        let mut c = fqdn_disabled();
+        // A zone named differently from the privateFQDN-minus-first-label guess.
+        c.properties.private_fqdn =
+            Some("myaks-dns-aae7e0f0.abc.privatelink.eastus.azmk8s.io".into());
+        let zone = rid(&format!(
+            "/subscriptions/{CLUSTER_SUB}/resourceGroups/{NRG}/providers/Microsoft.Network/privateDnsZones/privatelink.eastus.azmk8s.io"
+        ));
+        let mut arm = good_world(&c);
+        arm.zones.push(zone.clone());
+        arm.zone_links.insert(zone, vec![link_to(&hub())]);
+        let r = block_on(run_aks_preflight(
+            &arm,
+            &c,
+            &hub_bastion("Standard", true),
+            false,
+        ));
+        assert_eq!(r.get("N3").unwrap().status, Status::Pass, "{r}");
+        // No zone at all: UNKNOWN, with the fix.
+        let arm = good_world(&c);
+        let r = block_on(run_aks_preflight(
+            &arm,
+            &c,
+            &hub_bastion("Standard", true),
+            false,
+        ));
+        let n3 = r.get("N3").unwrap();
+        assert_eq!(n3.status, Status::Unknown);
+        assert!(n3.fix.is_some());
+    }
+
+    #[test]
+    fn automatic_sku_and_bastion_state_warn() {
+        let mut c = cluster(true);
+        c.sku = serde_json::from_value(serde_json::json!({"name": "Automatic"})).unwrap();
+        let arm = good_world(&c);
+        let mut b = hub_bastion("Premium", true);
+        b.properties.provisioning_state = Some("Updating".into());
+        let r = block_on(run_aks_preflight(&arm, &c, &b, false));
+        assert_eq!(r.get("N5").unwrap().status, Status::Warn);
+        assert_eq!(r.get("N6").unwrap().status, Status::Warn);
+        assert!(r.passed());
+    }
+
+    #[test]
+    fn developer_bastion_fails_the_aks_gate() {
+        let mut b = hub_bastion("Developer", false);
+        b.properties.ip_configurations.clear();
+        let f = gate_findings(&b, Usage::Aks);
+        assert_eq!(f[0].status, Status::Fail);
+        assert!(f[0].detail.contains("does not support AKS clusters"));
+    }
+
+    #[test]
+    fn report_pass_fail_and_text() {
+        let mut r = Report::default();
+        r.push(Finding::new(
+            "N1",
+            "Bastion supports native client",
+            Status::Pass,
+            "Standard",
+        ));
+        r.push(Finding::new("N5", "Cluster SKU", Status::Warn, "Automatic"));
+        assert!(r.passed());
+        r.push(
+            Finding::new(
+                "N4",
+                "Authorized IP ranges",
+                Status::Fail,
+                "20.1.2.3 not allowed",
+            )
+            .with_fix("az aks update ..."),
+        );
+        assert!(!r.passed());
+        assert_eq!(r.failed().len(), 1);
+        assert_eq!(r.get("N5").unwrap().status, Status::Warn);
+        let text = r.render_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "PASS    N1  Bastion supports native client");
+        assert!(lines.contains(&"WARN    N5  Cluster SKU"));
+        assert!(lines.contains(&"FAIL    N4  Authorized IP ranges"));
+        assert!(lines.contains(&"            fix: az aks update ..."));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["findings"][2]["status"], "FAIL");
+    }
+}

@@ -1,0 +1,402 @@
+//! The command line, declared with clap's derive API.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::exit::EXIT_CODES_HELP;
+
+/// Azure Bastion native-client tunnels, ssh, ProxyCommand and AKS private clusters, without
+/// the Azure CLI.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bastion",
+    version,
+    about,
+    propagate_version = true,
+    after_help = EXIT_CODES_HELP,
+    after_long_help = EXIT_CODES_HELP
+)]
+pub struct Cli {
+    /// Options every command understands.
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command understands.
+#[derive(Debug, Args)]
+pub struct GlobalOpts {
+    /// Output format: human text, or one JSON object per result or event on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text, env = "BASTION_OUTPUT")]
+    pub output: OutputFormat,
+
+    /// More logging on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Azure cloud: AzureCloud, AzureUSGovernment or AzureChinaCloud.
+    #[arg(long, global = true, env = "BASTION_CLOUD", default_value = "AzureCloud")]
+    pub cloud: String,
+
+    /// ARM endpoint of a custom cloud or the emulator (e.g. https://management.emulator.test:8443/).
+    #[arg(long, global = true, env = "BASTION_ARM_ENDPOINT", value_name = "URL")]
+    pub arm_endpoint: Option<String>,
+
+    /// Extra trusted CA certificates (PEM) for ARM and the Bastion: private CAs, TLS-inspecting
+    /// proxies, the emulator.
+    #[arg(long, global = true, env = "BASTION_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Send connections for HOST to IP (like curl --resolve; the port is kept). Repeatable;
+    /// the environment variable takes a comma-separated list.
+    #[arg(
+        long = "resolve",
+        global = true,
+        env = "BASTION_RESOLVE",
+        value_name = "HOST=IP",
+        value_delimiter = ','
+    )]
+    pub resolve: Vec<String>,
+
+    /// How to get the Azure access token.
+    #[arg(long, global = true, value_enum, env = "BASTION_AUTH", default_value_t = AuthMethod::Cli)]
+    pub auth: AuthMethod,
+
+    /// The access token for `--auth token` (never printed).
+    #[arg(
+        long,
+        global = true,
+        env = "BASTION_TOKEN",
+        hide_env_values = true,
+        value_name = "JWT"
+    )]
+    pub token: Option<String>,
+
+    /// Tenant for `--auth cli` (az account get-access-token --tenant).
+    #[arg(long, global = true, env = "BASTION_TENANT")]
+    pub tenant: Option<String>,
+
+    /// Client id of a user-assigned managed identity for `--auth managed-identity`.
+    #[arg(long, global = true, env = "BASTION_IDENTITY_CLIENT_ID")]
+    pub identity_client_id: Option<String>,
+}
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line on stdout.
+    Json,
+}
+
+/// `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMethod {
+    /// The Azure CLI's sign-in (`az login`), then the Azure Developer CLI's.
+    Cli,
+    /// The managed identity of this VM / App Service / container.
+    ManagedIdentity,
+    /// Kubernetes workload identity (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE).
+    WorkloadIdentity,
+    /// A service principal secret (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET).
+    ClientSecret,
+    /// A ready-made ARM access token from --token / BASTION_TOKEN.
+    Token,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open a local port that tunnels to a resource behind a Bastion (az network bastion tunnel).
+    Tunnel(TunnelArgs),
+    /// Relay stdin/stdout to a resource behind a Bastion, for ssh -o ProxyCommand='bastion proxy ...'.
+    Proxy(ProxyArgs),
+    /// Open a tunnel to port 22 and run ssh through it; exits with ssh's code.
+    Ssh(SshArgs),
+    /// Reach an AKS private cluster through a Bastion: checks, credentials, kubeconfig, tunnel,
+    /// then a shell or COMMAND with KUBECONFIG set (az aks bastion).
+    Aks(AksArgs),
+    /// Run the pre-flight checks alone and print the report.
+    #[command(subcommand)]
+    Check(CheckCommand),
+    /// Start the local sandbox (ARM, Bastion and Kubernetes emulators, an echo target) and print
+    /// the environment that points the other commands at it; runs until Ctrl-C.
+    Emulate(EmulateArgs),
+    /// Run the whole AKS flow against a built-in sandbox, step by step with timings.
+    Demo(DemoArgs),
+    /// Print shell completions.
+    Completions(CompletionsArgs),
+}
+
+/// Which Bastion to use.
+#[derive(Debug, Clone, Args)]
+pub struct BastionArgs {
+    /// The Bastion's name (with --resource-group) or its full resource id.
+    #[arg(short = 'n', long = "name", value_name = "NAME|ID")]
+    pub name: Option<String>,
+
+    /// The Bastion's resource group.
+    #[arg(short = 'g', long)]
+    pub resource_group: Option<String>,
+
+    /// The subscription (default: the Bastion id's, else the target's, else AZURE_SUBSCRIPTION_ID).
+    #[arg(long, env = "AZURE_SUBSCRIPTION_ID")]
+    pub subscription: Option<String>,
+
+    /// Use this Bastion endpoint (its dnsName) and skip the ARM lookup.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub bastion_endpoint: Option<String>,
+}
+
+/// What to reach behind the Bastion.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// The target's ARM resource id (VM, VMSS instance, AKS cluster, ...).
+    #[arg(
+        long,
+        value_name = "ID",
+        required_unless_present = "target_ip_address",
+        conflicts_with = "target_ip_address"
+    )]
+    pub target_resource_id: Option<String>,
+
+    /// The target's private IP address (IP connect; needs enableIpConnect on the Bastion).
+    #[arg(long, value_name = "IP")]
+    pub target_ip_address: Option<String>,
+
+    /// Allow target ports other than 22/3389 where the SKU or IP connect restricts them.
+    #[arg(long)]
+    pub allow_any_port: bool,
+}
+
+/// `bastion tunnel`.
+#[derive(Debug, Args)]
+pub struct TunnelArgs {
+    /// The Bastion.
+    #[command(flatten)]
+    pub bastion: BastionArgs,
+    /// The target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// The port on the target.
+    #[arg(long, value_name = "PORT")]
+    pub resource_port: u16,
+
+    /// The local port (0 or absent: a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+
+    /// The local address; anything but loopback exposes the tunnel to other machines.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub bind: IpAddr,
+
+    /// Close a connection after this many seconds without bytes in either direction.
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
+
+    /// Largest WebSocket frame sent to the Bastion, in bytes (default 4096).
+    #[arg(long, value_name = "BYTES")]
+    pub max_frame_size: Option<usize>,
+
+    /// At most this many tunnelled connections at once; more wait their turn.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+}
+
+/// `bastion proxy`.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// The Bastion.
+    #[command(flatten)]
+    pub bastion: BastionArgs,
+    /// The target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// The port on the target.
+    #[arg(long, value_name = "PORT", default_value_t = 22)]
+    pub resource_port: u16,
+
+    /// Largest WebSocket frame sent to the Bastion, in bytes (default 4096).
+    #[arg(long, value_name = "BYTES")]
+    pub max_frame_size: Option<usize>,
+}
+
+/// `bastion ssh`.
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// The Bastion.
+    #[command(flatten)]
+    pub bastion: BastionArgs,
+    /// The target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// The ssh port on the target.
+    #[arg(long, value_name = "PORT", default_value_t = 22)]
+    pub resource_port: u16,
+
+    /// The user to log in as.
+    #[arg(short = 'u', long, alias = "username")]
+    pub user: Option<String>,
+
+    /// A private key file (passed to ssh as -i).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
+
+    /// The ssh program to run.
+    #[arg(long, default_value = "ssh", value_name = "PROGRAM")]
+    pub ssh_command: String,
+
+    /// Extra arguments for ssh (after `--`): options, then an optional remote command.
+    #[arg(last = true, value_name = "SSH_ARGS")]
+    pub ssh_args: Vec<String>,
+}
+
+/// Which AKS cluster and Bastion.
+#[derive(Debug, Clone, Args)]
+pub struct AksTargetArgs {
+    /// The cluster's name.
+    #[arg(short = 'n', long = "name")]
+    pub name: String,
+
+    /// The cluster's resource group.
+    #[arg(short = 'g', long)]
+    pub resource_group: String,
+
+    /// The cluster's subscription.
+    #[arg(long, env = "AZURE_SUBSCRIPTION_ID")]
+    pub subscription: Option<String>,
+
+    /// The Bastion: a name or a resource id (default: discovered from the cluster's network).
+    #[arg(long, value_name = "NAME|ID")]
+    pub bastion: Option<String>,
+
+    /// Use the cluster's admin credentials.
+    #[arg(long)]
+    pub admin: bool,
+}
+
+/// `bastion aks`.
+#[derive(Debug, Args)]
+pub struct AksArgs {
+    /// The cluster and Bastion.
+    #[command(flatten)]
+    pub cluster: AksTargetArgs,
+
+    /// The local port of the tunnel (default: a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+
+    /// Edit this kubeconfig in place (restored on exit) instead of writing a temporary one.
+    #[arg(long, value_name = "FILE", conflicts_with = "kubeconfig_out")]
+    pub kubeconfig_path: Option<PathBuf>,
+
+    /// Write the kubeconfig here and keep it after exit (for GUI tools).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig_out: Option<PathBuf>,
+
+    /// Skip the pre-flight checks (SKU and native client are still required).
+    #[arg(long)]
+    pub skip_checks: bool,
+
+    /// Skip the end-to-end probe (one session opened and deleted) before handing over.
+    #[arg(long)]
+    pub no_probe: bool,
+
+    /// Keep the tunnel in the foreground instead of starting a shell; Ctrl-C ends it.
+    #[arg(long, conflicts_with = "command")]
+    pub no_shell: bool,
+
+    /// The shell to start (default: $SHELL, else /bin/sh).
+    #[arg(long, value_name = "PROGRAM")]
+    pub shell: Option<String>,
+
+    /// Run this command with KUBECONFIG set instead of a shell, and exit with its code.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `bastion check`.
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// The pre-flight checks of `bastion aks`: SKU, native client, roles, network.
+    Aks(CheckAksArgs),
+    /// The pre-flight checks of `bastion tunnel`: SKU, native client, IP connect, ports.
+    Tunnel(CheckTunnelArgs),
+}
+
+/// `bastion check aks`.
+#[derive(Debug, Args)]
+pub struct CheckAksArgs {
+    /// The cluster and Bastion.
+    #[command(flatten)]
+    pub cluster: AksTargetArgs,
+}
+
+/// `bastion check tunnel`.
+#[derive(Debug, Args)]
+pub struct CheckTunnelArgs {
+    /// The Bastion.
+    #[command(flatten)]
+    pub bastion: BastionArgs,
+    /// The target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// The port on the target.
+    #[arg(long, value_name = "PORT", default_value_t = 22)]
+    pub resource_port: u16,
+}
+
+/// `bastion emulate`.
+#[derive(Debug, Args)]
+pub struct EmulateArgs {
+    /// Also write the environment lines to this file (e.g. to `source` it from another shell).
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+}
+
+/// `bastion demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Use the built-in HTTPS client even when kubectl is on PATH.
+    #[arg(long)]
+    pub no_kubectl: bool,
+}
+
+/// `bastion completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_documents_exit_codes() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("Exit codes:"));
+        assert!(help.contains("pre-flight check failed"));
+    }
+}

@@ -1,0 +1,12 @@
+//! One module per command, plus the shared pieces (`target` resolution, `child` processes).
+
+pub mod aks;
+pub mod check;
+pub mod child;
+pub mod completions;
+pub mod demo;
+pub mod emulate;
+pub mod proxy;
+pub mod ssh;
+pub mod target;
+pub mod tunnel;

@@ -1,0 +1,205 @@
+//! `bastion tunnel`: a local port whose connections each travel through their own Bastion
+//! session to the target, until Ctrl-C / SIGTERM / SIGHUP.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use bastion_core::token::TokenSource;
+use bastion_core::{ConnectionEvent, LocalListener, Tunnel, TunnelConfig};
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use crate::cli::TunnelArgs;
+use crate::commands::target;
+use crate::context::Context;
+use crate::exit::{CliError, CliResult, Outcome};
+use crate::output::{self, Output};
+use crate::signals::Signals;
+
+/// Runs `bastion tunnel`.
+pub async fn run(ctx: &Context, args: &TunnelArgs) -> CliResult<Outcome> {
+    let mut signals = Signals::install()
+        .map_err(|e| CliError::new(crate::exit::Code::Other, format!("cannot handle signals: {e}")))?;
+    target::TargetSpec::parse(&args.target, args.resource_port)?;
+    // Bind first and hold it: a busy port fails before any network call, and the port printed
+    // is the port served.
+    let listener = bind(&ctx.out, args.bind, args.port).await?;
+    let resolved = target::resolve(ctx, &args.bastion, &args.target, args.resource_port).await?;
+    let mut config = resolved.config;
+    apply_options(&mut config, args.idle_timeout, args.max_frame_size, args.max_connections);
+    let tunnel = start(ctx, config).await?;
+    let target = tunnel.config().target.to_string();
+    let endpoint = tunnel.config().endpoint.to_string();
+    let logger = spawn_event_log(ctx.out, tunnel.subscribe());
+    announce_ready(&ctx.out, &listener, &endpoint, &target);
+
+    let out = ctx.out;
+    let summary = tunnel
+        .serve(listener, async move {
+            let sig = signals.recv().await;
+            out.info(format!(
+                "{}: closing the tunnel and deleting its sessions (press Ctrl-C again to exit at once)",
+                sig.name()
+            ));
+            signals.exit_on_next(out.quiet);
+        })
+        .await;
+    logger.abort();
+    let _ = logger.await;
+    report_summary(&ctx.out, &summary);
+    Ok(Outcome::Success)
+}
+
+/// Applies the per-command tuning options.
+pub fn apply_options(
+    config: &mut TunnelConfig,
+    idle_timeout: Option<u64>,
+    max_frame_size: Option<usize>,
+    max_connections: Option<usize>,
+) {
+    if let Some(secs) = idle_timeout.filter(|s| *s > 0) {
+        config.idle_timeout = Some(Duration::from_secs(secs));
+    }
+    if let Some(n) = max_frame_size {
+        config.stream.max_frame_size = n;
+    }
+    if let Some(n) = max_connections {
+        config.max_concurrent = Some(n);
+    }
+}
+
+/// Builds the tunnel and gets the first access token, so a sign-in problem fails now rather
+/// than on the first connection.
+pub async fn start(ctx: &Context, config: TunnelConfig) -> CliResult<Tunnel> {
+    config.validate().map_err(CliError::from)?;
+    let tokens = TokenSource::new(ctx.credential()?, config.scope.clone());
+    tokens.token().await.map_err(|e| {
+        CliError::from(e).or_hint("sign in (e.g. `az login`) or choose another --auth method")
+    })?;
+    Ok(Tunnel::with_token_source(config, tokens)?)
+}
+
+/// Binds the local listener: loopback (127.0.0.1 and ::1) by default; any other address only
+/// when asked, with a warning.
+pub async fn bind(out: &Output, addr: IpAddr, port: u16) -> CliResult<LocalListener> {
+    if addr == IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) {
+        return Ok(LocalListener::bind_loopback(port).await?);
+    }
+    if !addr.is_loopback() {
+        out.warn(format!(
+            "listening on {addr}: anyone who can reach this machine on that address can use the tunnel with your Azure identity"
+        ));
+    }
+    Ok(LocalListener::bind(SocketAddr::new(addr, port)).await?)
+}
+
+/// The ready line, in the reference's wording.
+pub fn announce_ready(out: &Output, listener: &LocalListener, endpoint: &str, target: &str) {
+    let addrs: Vec<String> = listener
+        .local_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    out.essential(
+        format!("Tunnel is ready, connect on port {}", listener.port()),
+        json!({
+            "event": "ready",
+            "port": listener.port(),
+            "addresses": addrs,
+            "bastion_endpoint": endpoint,
+            "target": target,
+        }),
+    );
+    out.info("Press Ctrl-C to close the tunnel.");
+}
+
+/// Logs one line per connection event until the channel closes.
+pub fn spawn_event_log(
+    out: Output,
+    mut events: broadcast::Receiver<ConnectionEvent>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(event) => log_event(&out, &event),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    out.warn(format!("{n} connection events were not shown (too many at once)"));
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    })
+}
+
+fn log_event(out: &Output, event: &ConnectionEvent) {
+    match event {
+        ConnectionEvent::Opened { id, peer } => {
+            let from = peer.map(|p| format!(" from {p}")).unwrap_or_default();
+            out.event(
+                format!("connection {id} opened{from}"),
+                json!({"event": "connection_opened", "id": id, "peer": peer.map(|p| p.to_string())}),
+            );
+        }
+        ConnectionEvent::Closed {
+            id,
+            peer,
+            bytes_up,
+            bytes_down,
+            duration,
+            error,
+        } => {
+            let traffic = format!(
+                "{} sent, {} received",
+                output::bytes(*bytes_up),
+                output::bytes(*bytes_down)
+            );
+            let text = match error {
+                None => format!(
+                    "connection {id} closed after {}: {traffic}",
+                    output::duration(*duration)
+                ),
+                Some(e) => format!(
+                    "connection {id} failed after {} ({traffic}): {e}",
+                    output::duration(*duration)
+                ),
+            };
+            out.event(
+                text,
+                json!({
+                    "event": "connection_closed",
+                    "id": id,
+                    "peer": peer.map(|p| p.to_string()),
+                    "bytes_up": bytes_up,
+                    "bytes_down": bytes_down,
+                    "duration_ms": duration.as_millis() as u64,
+                    "error": error,
+                }),
+            );
+        }
+        other => tracing::debug!(?other, "connection event"),
+    }
+}
+
+/// The closing summary; undeleted sessions are a warning.
+pub fn report_summary(out: &Output, summary: &bastion_core::ServeSummary) {
+    out.event(
+        format!(
+            "Tunnel closed: {} connection{}, {} failed",
+            summary.accepted,
+            if summary.accepted == 1 { "" } else { "s" },
+            summary.failed
+        ),
+        json!({
+            "event": "closed",
+            "connections": summary.accepted,
+            "failed": summary.failed,
+            "undeleted_sessions": summary.undeleted_sessions,
+        }),
+    );
+    if summary.undeleted_sessions > 0 {
+        out.warn(format!(
+            "{} Bastion session(s) could not be deleted; they expire on the service's idle timeout",
+            summary.undeleted_sessions
+        ));
+    }
+}

@@ -1,0 +1,217 @@
+//! Global options turned into what the commands use: the cloud, the HTTPS settings shared by ARM
+//! and the Bastion (extra CA, resolve overrides), the credential and the ARM client.
+
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+
+use azure_core::credentials::TokenCredential;
+use bastion_arm::client::{ArmClient, ArmClientConfig};
+use bastion_arm::credential::{Cloud, CredentialKind, build_credential};
+use bastion_arm::transport::HyperTransport;
+use bastion_core::http::HttpsConfig;
+use url::Url;
+
+use crate::cli::{AuthMethod, GlobalOpts};
+use crate::exit::{CliError, CliResult, Code};
+use crate::output::Output;
+
+/// What every command gets: output, cloud, TLS trust, resolve overrides and credentials.
+pub struct Context {
+    /// Where to report.
+    pub out: Output,
+    /// The Azure cloud (or the emulator).
+    pub cloud: Cloud,
+    /// Extra trusted CA certificates (PEM).
+    pub ca_pem: Option<Vec<u8>>,
+    /// Host-to-address overrides.
+    pub resolve: Vec<(String, IpAddr)>,
+    auth: AuthMethod,
+    token: Option<String>,
+    tenant: Option<String>,
+    identity_client_id: Option<String>,
+    transport: OnceLock<HyperTransport>,
+    credential: OnceLock<Arc<dyn TokenCredential>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("cloud", &self.cloud)
+            .field("auth", &self.auth)
+            .field("resolve", &self.resolve)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// Reads the global options (files are read here, so bad paths fail before any network).
+    pub fn new(g: &GlobalOpts, out: Output) -> CliResult<Self> {
+        let cloud = match &g.arm_endpoint {
+            Some(endpoint) => {
+                let url = Url::parse(endpoint.trim()).map_err(|e| {
+                    CliError::usage(format!("invalid --arm-endpoint {endpoint:?}: {e}"))
+                        .hint("give an https URL such as https://management.azure.com/")
+                })?;
+                if url.scheme() != "https" {
+                    return Err(CliError::usage(format!(
+                        "invalid --arm-endpoint {endpoint:?}: it must use https"
+                    ))
+                    .hint("bearer tokens are never sent in clear text; use an https URL"));
+                }
+                Cloud::custom(url)
+            }
+            None => Cloud::from_name(&g.cloud).ok_or_else(|| {
+                CliError::usage(format!("unknown cloud {:?}", g.cloud))
+                    .hint("use AzureCloud, AzureUSGovernment or AzureChinaCloud, or --arm-endpoint for a custom cloud")
+            })?,
+        };
+        let ca_pem = match &g.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                CliError::usage(format!("cannot read the CA file {}: {e}", path.display()))
+                    .hint("check --ca-file / BASTION_CA_FILE")
+            })?),
+            None => None,
+        };
+        let resolve = g
+            .resolve
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| parse_resolve(s))
+            .collect::<CliResult<Vec<_>>>()?;
+        Ok(Self {
+            out,
+            cloud,
+            ca_pem,
+            resolve,
+            auth: g.auth,
+            token: g.token.clone(),
+            tenant: g.tenant.clone(),
+            identity_client_id: g.identity_client_id.clone(),
+            transport: OnceLock::new(),
+            credential: OnceLock::new(),
+        })
+    }
+
+    /// The token scope for ARM and the Bastion's `aztoken`.
+    pub fn scope(&self) -> String {
+        self.cloud.scope()
+    }
+
+    /// HTTPS settings for the Bastion data plane.
+    pub fn https_config(&self) -> HttpsConfig {
+        HttpsConfig {
+            extra_root_ca_pem: self.ca_pem.clone(),
+            resolve: self.resolve.clone(),
+            ..HttpsConfig::default()
+        }
+    }
+
+    /// ARM client settings.
+    pub fn arm_config(&self) -> ArmClientConfig {
+        ArmClientConfig {
+            extra_root_ca_pem: self.ca_pem.clone(),
+            resolve: self.resolve.clone(),
+            ..ArmClientConfig::for_cloud(self.cloud.clone())
+        }
+    }
+
+    fn transport(&self) -> CliResult<HyperTransport> {
+        if let Some(t) = self.transport.get() {
+            return Ok(t.clone());
+        }
+        let t = self.arm_config().transport().map_err(|e| {
+            CliError::usage(e.to_string()).hint("check that --ca-file holds PEM certificates")
+        })?;
+        Ok(self.transport.get_or_init(|| t).clone())
+    }
+
+    /// The credential chosen with `--auth` (built once).
+    pub fn credential(&self) -> CliResult<Arc<dyn TokenCredential>> {
+        if let Some(c) = self.credential.get() {
+            return Ok(Arc::clone(c));
+        }
+        let kind = match self.auth {
+            AuthMethod::Cli => match &self.tenant {
+                Some(t) => CredentialKind::AzureCli {
+                    tenant_id: Some(t.clone()),
+                },
+                None => CredentialKind::DeveloperTools,
+            },
+            AuthMethod::ManagedIdentity => CredentialKind::ManagedIdentity {
+                client_id: self.identity_client_id.clone(),
+            },
+            AuthMethod::WorkloadIdentity => CredentialKind::WorkloadIdentity,
+            AuthMethod::ClientSecret => CredentialKind::ClientSecret,
+            AuthMethod::Token => match self.token.as_deref().map(str::trim) {
+                Some(t) if !t.is_empty() => CredentialKind::StaticToken(t.to_owned()),
+                _ => {
+                    return Err(CliError::usage("--auth token needs an access token").hint(
+                        "pass --token or set BASTION_TOKEN (e.g. from `az account get-access-token --query accessToken -o tsv`)",
+                    ));
+                }
+            },
+        };
+        let transport = self.transport()?;
+        let cred = build_credential(&kind, &self.cloud, Arc::new(transport)).map_err(|e| {
+            CliError::new(Code::Auth, e.to_string())
+                .hint("choose another --auth method or set the variables it names")
+        })?;
+        Ok(Arc::clone(self.credential.get_or_init(|| cred)))
+    }
+
+    /// An ARM client for the cloud, sharing the credential's transport.
+    pub fn arm_client(&self) -> CliResult<ArmClient> {
+        let credential = self.credential()?;
+        let transport = self.transport()?;
+        Ok(ArmClient::with_http_client(
+            self.arm_config(),
+            credential,
+            Arc::new(transport),
+        )?)
+    }
+}
+
+/// `HOST=IP` (also `HOST:IP` when unambiguous, and curl's `HOST:PORT:IP`).
+fn parse_resolve(s: &str) -> CliResult<(String, IpAddr)> {
+    let bad = || {
+        CliError::usage(format!("invalid --resolve {s:?}"))
+            .hint("write HOST=IP, e.g. bst-1234.bastion.azure.com=127.0.0.1")
+    };
+    let s = s.trim();
+    let (host, ip) = if let Some((h, ip)) = s.split_once('=') {
+        (h, ip)
+    } else {
+        // curl style HOST:PORT:IP (the port is ignored: every port of HOST goes to IP).
+        let mut parts = s.splitn(3, ':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(h), Some(_port), Some(ip)) => (h, ip),
+            _ => return Err(bad()),
+        }
+    };
+    let ip = ip.trim().trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+    let host = host.trim().to_ascii_lowercase();
+    if host.is_empty() || !bastion_core::protocol::is_dns_name(&host) {
+        return Err(bad());
+    }
+    Ok((host, ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_overrides_parse() {
+        assert_eq!(
+            parse_resolve("Bst.Example.Test=127.0.0.1").unwrap(),
+            ("bst.example.test".into(), "127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            parse_resolve("a.test:443:::1").unwrap().1,
+            "::1".parse::<IpAddr>().unwrap()
+        );
+        assert!(parse_resolve("nonsense").is_err());
+        assert!(parse_resolve("host=notanip").is_err());
+    }
+}

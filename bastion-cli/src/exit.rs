@@ -1,0 +1,255 @@
+//! Exit codes of the `bastion` command, and the error type that carries one.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | any other failure |
+//! | 2 | usage error or bad input (arguments, ids, ports, files) |
+//! | 3 | a resource was not found (Bastion, cluster, target) |
+//! | 4 | a pre-flight check failed (SKU, native client, IP connect, roles, network) |
+//! | 5 | authentication or authorization failed (token, sign-in, 401/403) |
+//! | 6 | the tunnel failed (Bastion endpoint, token exchange, WebSocket) |
+//! | N | `ssh`, `aks -- COMMAND` and the `aks` shell exit with the child's own code |
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// The documented exit codes, as shown in `--help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  any other failure
+  2  usage error or bad input (arguments, resource ids, ports, files)
+  3  not found (Bastion, cluster or target resource)
+  4  pre-flight check failed (SKU, native client, IP connect, roles, network)
+  5  authentication or authorization failed
+  6  tunnel failed (Bastion endpoint, token exchange, WebSocket)
+  N  `ssh`, `aks -- COMMAND` and the `aks` shell exit with the child's own code";
+
+/// A category of failure with a fixed exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// 1: anything not covered below.
+    Other,
+    /// 2: usage error or bad input.
+    Usage,
+    /// 3: a resource was not found.
+    NotFound,
+    /// 4: a pre-flight check failed.
+    Preflight,
+    /// 5: authentication or authorization failed.
+    Auth,
+    /// 6: the tunnel failed.
+    Tunnel,
+}
+
+impl Code {
+    /// The process exit status.
+    pub fn status(self) -> u8 {
+        match self {
+            Code::Other => 1,
+            Code::Usage => 2,
+            Code::NotFound => 3,
+            Code::Preflight => 4,
+            Code::Auth => 5,
+            Code::Tunnel => 6,
+        }
+    }
+
+    /// A short machine-readable name for JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Code::Other => "other",
+            Code::Usage => "usage",
+            Code::NotFound => "not_found",
+            Code::Preflight => "preflight_failed",
+            Code::Auth => "auth_failed",
+            Code::Tunnel => "tunnel_failed",
+        }
+    }
+}
+
+/// A failure of a command: what went wrong, what to do about it, and the exit code.
+#[derive(Debug, Clone)]
+pub struct CliError {
+    /// The exit code category.
+    pub code: Code,
+    /// What went wrong.
+    pub what: String,
+    /// What to do about it, when the message does not already say.
+    pub hint: Option<String>,
+}
+
+impl CliError {
+    /// An error with `code` and a message.
+    pub fn new(code: Code, what: impl Into<String>) -> Self {
+        Self {
+            code,
+            what: one_line(&what.into()),
+            hint: None,
+        }
+    }
+
+    /// A usage / bad-input error (exit 2).
+    pub fn usage(what: impl Into<String>) -> Self {
+        Self::new(Code::Usage, what)
+    }
+
+    /// Adds what to do.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(one_line(&hint.into()));
+        self
+    }
+
+    /// Adds what to do unless a hint is already there.
+    pub fn or_hint(self, hint: impl Into<String>) -> Self {
+        if self.hint.is_some() {
+            self
+        } else {
+            self.hint(hint)
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.what)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " — {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Result alias of the CLI.
+pub type CliResult<T> = Result<T, CliError>;
+
+/// What a command ends with: success, or a child's own exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit with this status (a child's code).
+    Status(u8),
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Success => ExitCode::SUCCESS,
+            Outcome::Status(n) => ExitCode::from(n),
+        }
+    }
+}
+
+/// The exit status to use for a child that ended with `status`: its code, or 128 + the signal
+/// that killed it (as shells report it).
+pub fn child_status(status: std::process::ExitStatus) -> u8 {
+    if let Some(code) = status.code() {
+        return u8::try_from(code & 0xff).unwrap_or(1);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt as _;
+        if let Some(sig) = status.signal() {
+            return u8::try_from((128 + sig) & 0xff).unwrap_or(1);
+        }
+    }
+    1
+}
+
+/// Flattens a multi-line message into one line.
+fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for (i, line) in s.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+// ----- library errors → exit codes ------------------------------------------------------------
+
+impl From<bastion_core::Error> for CliError {
+    fn from(e: bastion_core::Error) -> Self {
+        use bastion_core::Error as E;
+        let code = match &e {
+            E::Protocol(_) | E::Config(_) => Code::Usage,
+            E::Credential(_) => Code::Auth,
+            _ if e.is_auth() => Code::Auth,
+            _ => Code::Tunnel,
+        };
+        let err = CliError::new(code, e.to_string());
+        match &e {
+            E::Credential(_) => err,
+            _ if e.status() == Some(401) => err.hint(
+                "the Bastion refused the access token: sign in again, with the tenant of the Bastion's subscription",
+            ),
+            _ if e.status() == Some(403) => err.hint(
+                "you need Reader on the target, its NIC and the Bastion (and the target VNet when peered); run `bastion check tunnel` for details",
+            ),
+            E::Connect { .. } | E::Timeout { .. } => err.hint(
+                "check that the Bastion endpoint is reachable from this machine (DNS, proxy, firewall), or pass --ca-file for a TLS-inspecting proxy",
+            ),
+            _ => err,
+        }
+    }
+}
+
+impl From<bastion_arm::error::ArmError> for CliError {
+    fn from(e: bastion_arm::error::ArmError) -> Self {
+        use bastion_arm::error::ArmError as E;
+        let code = match &e {
+            _ if e.is_not_found() => Code::NotFound,
+            _ if e.is_authentication_failed() || e.is_authorization_failed() => Code::Auth,
+            E::Credential { .. } => Code::Auth,
+            E::ResourceId(_) | E::InvalidArgument(_) | E::Config(_) => Code::Usage,
+            _ => Code::Other,
+        };
+        let err = CliError::new(code, e.to_string());
+        if e.is_transport() {
+            err.hint("check the network path to ARM, --arm-endpoint and --ca-file")
+        } else {
+            err
+        }
+    }
+}
+
+impl From<bastion_arm::bastion::NativeClientError> for CliError {
+    fn from(e: bastion_arm::bastion::NativeClientError) -> Self {
+        use bastion_arm::bastion::NativeClientError as E;
+        let code = match e {
+            E::InvalidPort => Code::Usage,
+            _ => Code::Preflight,
+        };
+        CliError::new(code, e.to_string())
+    }
+}
+
+impl From<bastion_arm::resource_id::ResourceIdError> for CliError {
+    fn from(e: bastion_arm::resource_id::ResourceIdError) -> Self {
+        CliError::usage(e.to_string())
+    }
+}
+
+impl From<bastion_arm::kubeconfig::KubeconfigError> for CliError {
+    fn from(e: bastion_arm::kubeconfig::KubeconfigError) -> Self {
+        CliError::new(Code::Other, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_what_and_hint_on_one_line() {
+        let e = CliError::usage("bad\nthing").hint("do this");
+        assert_eq!(e.to_string(), "bad thing — do this");
+        assert_eq!(e.code.status(), 2);
+    }
+}

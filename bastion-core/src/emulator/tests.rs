@@ -1,0 +1,1118 @@
+//! End-to-end tests over real TLS with a minimal client (hyper client + tungstenite).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::header::{AUTHORIZATION, CONNECTION, CONTENT_TYPE, HOST, UPGRADE};
+use http::{HeaderMap, Request};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+
+use super::*;
+
+const T: Duration = Duration::from_secs(5);
+
+type ClientWs = WebSocketStream<TokioIo<Upgraded>>;
+
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// A bare-bones HTTPS client trusting the emulator's CA and resolving every name to it.
+struct Client {
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Client {
+    fn new(emu: &Emulator) -> Self {
+        Client {
+            addr: emu.local_addr(),
+            tls: emu.ca().client_config().unwrap(),
+        }
+    }
+
+    async fn sender(&self, host: &str) -> http1::SendRequest<Full<Bytes>> {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let (sender, conn) = http1::handshake(TokioIo::new(tls)).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        sender
+    }
+
+    fn authority(&self, host: &str) -> String {
+        format!("{host}:{}", self.addr.port())
+    }
+
+    async fn send(&self, host: &str, req: Request<Full<Bytes>>) -> Reply {
+        let mut sender = self.sender(host).await;
+        let resp = tokio::time::timeout(T, sender.send_request(req))
+            .await
+            .unwrap()
+            .unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn post_form(&self, host: &str, form: &str, extra: &[(&str, &str)]) -> Reply {
+        let mut b = Request::post("/api/tokens")
+            .header(HOST, self.authority(host))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+        for (k, v) in extra {
+            b = b.header(*k, *v);
+        }
+        self.send(
+            host,
+            b.body(Full::new(Bytes::from(form.to_owned()))).unwrap(),
+        )
+        .await
+    }
+
+    async fn mint(&self, host: &str, resource_id: &str, port: u16, token: &str) -> Reply {
+        self.post_form(host, &form(resource_id, port, token), &[])
+            .await
+    }
+
+    async fn delete(&self, host: &str, auth: &str, node: &str) -> u16 {
+        let req = Request::delete(format!("/api/tokens/{}", enc(auth)))
+            .header(HOST, self.authority(host))
+            .header("X-Node-Id", node)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.send(host, req).await.status
+    }
+
+    async fn upgrade(&self, host: &str, path: &str) -> Result<(Upgraded, HeaderMap), Reply> {
+        let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
+        let req = Request::get(path)
+            .header(HOST, self.authority(host))
+            .header(UPGRADE, "websocket")
+            .header(CONNECTION, "Upgrade")
+            .header("Sec-WebSocket-Key", &key)
+            .header("Sec-WebSocket-Version", "13")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let mut sender = self.sender(host).await;
+        let resp = tokio::time::timeout(T, sender.send_request(req))
+            .await
+            .unwrap()
+            .unwrap();
+        if resp.status().as_u16() != 101 {
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            return Err(Reply {
+                status,
+                headers,
+                body,
+            });
+        }
+        let headers = resp.headers().clone();
+        let up = tokio::time::timeout(T, hyper::upgrade::on(resp))
+            .await
+            .unwrap()
+            .unwrap();
+        Ok((up, headers))
+    }
+
+    async fn websocket(&self, host: &str, path: &str) -> Result<ClientWs, Reply> {
+        let (up, _) = self.upgrade(host, path).await?;
+        Ok(WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Client, None).await)
+    }
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+fn form(resource_id: &str, port: u16, token: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("resourceId", resource_id)
+        .append_pair("protocol", "tcptunnel")
+        .append_pair("workloadHostPort", &port.to_string())
+        .append_pair("aztoken", token)
+        .finish()
+}
+
+fn arm_token() -> String {
+    TestClaims::new(TEST_TENANT, "oid-1").mint()
+}
+
+struct Setup {
+    emu: Emulator,
+    client: Client,
+    dns: String,
+    vm: String,
+    _echo: tokio::task::JoinHandle<()>,
+}
+
+async fn setup_with(config: impl FnOnce(EmulatorConfig) -> EmulatorConfig) -> Setup {
+    let (echo, task) = spawn_echo_target().await.unwrap();
+    let bastion = BastionFixture::standard(TEST_TENANT);
+    let dns = bastion.dns_name.clone();
+    let vm = vm_resource_id("vm1");
+    let cfg = config(EmulatorConfig::single(bastion).target(vm.clone(), 22, echo));
+    let emu = Emulator::start(cfg).await.unwrap();
+    let client = Client::new(&emu);
+    Setup {
+        emu,
+        client,
+        dns,
+        vm,
+        _echo: task,
+    }
+}
+
+async fn setup() -> Setup {
+    setup_with(|c| c).await
+}
+
+impl Setup {
+    /// POST + WebSocket; returns the session's (authToken, nodeId) and the socket.
+    async fn tunnel(&self) -> (String, String, ClientWs) {
+        let r = self
+            .client
+            .mint(&self.dns, &self.vm, 22, &arm_token())
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let v = r.json();
+        let (auth, node, ws) = (
+            v["authToken"].as_str().unwrap().to_owned(),
+            v["nodeId"].as_str().unwrap().to_owned(),
+            v["websocketToken"].as_str().unwrap().to_owned(),
+        );
+        let path = format!("/webtunnelv2/{}?X-Node-Id={}", enc(&ws), enc(&node));
+        let socket = self
+            .client
+            .websocket(&self.dns, &path)
+            .await
+            .map_err(|r| r.status)
+            .unwrap();
+        (auth, node, socket)
+    }
+}
+
+async fn next_close(ws: &mut ClientWs) -> Option<u16> {
+    tokio::time::timeout(T, async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Close(f)) => return f.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn json_body_is_500() {
+    let s = setup().await;
+    let req = Request::post("/api/tokens")
+        .header(HOST, s.client.authority(&s.dns))
+        .header(CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from_static(b"{\"resourceId\":\"x\"}")))
+        .unwrap();
+    assert_eq!(s.client.send(&s.dns, req).await.status, 500);
+    assert_eq!(s.emu.stats().token_requests, 1);
+    assert_eq!(s.emu.stats().tokens_issued, 0);
+}
+
+#[tokio::test]
+async fn authorization_header_is_500() {
+    let s = setup().await;
+    let bearer = format!("Bearer {}", arm_token());
+    let r = s
+        .client
+        .post_form(
+            &s.dns,
+            &form(&s.vm, 22, &arm_token()),
+            &[(AUTHORIZATION.as_str(), &bearer)],
+        )
+        .await;
+    assert_eq!(r.status, 500);
+}
+
+#[tokio::test]
+async fn missing_fields_and_bad_values_are_400() {
+    let s = setup().await;
+    let r = s
+        .client
+        .post_form(&s.dns, "resourceId=x&protocol=tcptunnel", &[])
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["type"], "BAD_REQUEST");
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("workloadHostPort")
+    );
+    let r = s.client.mint(&s.dns, &s.vm, 0, &arm_token()).await;
+    assert_eq!(r.status, 400);
+    let bad_protocol = form(&s.vm, 22, &arm_token()).replace("tcptunnel", "ssh");
+    assert_eq!(
+        s.client.post_form(&s.dns, &bad_protocol, &[]).await.status,
+        400
+    );
+}
+
+#[tokio::test]
+async fn bad_tokens_are_401() {
+    let s = setup().await;
+    for token in [
+        TestClaims::new("another-tenant", "o").mint(),
+        TestClaims::new(TEST_TENANT, "o").expired().mint(),
+        TestClaims::new(TEST_TENANT, "o")
+            .audience("https://graph.microsoft.com")
+            .mint(),
+        "not-a-jwt".to_owned(),
+    ] {
+        let r = s.client.mint(&s.dns, &s.vm, 22, &token).await;
+        assert_eq!(r.status, 401);
+        assert_eq!(r.json()["type"], "INVALID_CREDENTIALS");
+    }
+    let ok = TestClaims::new(TEST_TENANT, "o")
+        .audience("https://management.core.windows.net/")
+        .mint();
+    assert_eq!(s.client.mint(&s.dns, &s.vm, 22, &ok).await.status, 200);
+}
+
+#[tokio::test]
+async fn tunneling_disabled_is_403_routed_by_host() {
+    let disabled = BastionFixture::standard(TEST_TENANT)
+        .dns_name("bst-off.bastion.test")
+        .tunneling(false);
+    let s = setup_with(|c| c.with_bastion(disabled)).await;
+    let r = s
+        .client
+        .mint("bst-off.bastion.test", &s.vm, 22, &arm_token())
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["message"], "Tunneling is disabled");
+    // The other Bastion on the same port still works.
+    assert_eq!(
+        s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn unknown_target_is_404() {
+    let s = setup().await;
+    assert_eq!(
+        s.client
+            .mint(&s.dns, &vm_resource_id("nope"), 22, &arm_token())
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        s.client
+            .mint(&s.dns, &s.vm, 2222, &arm_token())
+            .await
+            .status,
+        404
+    );
+    // Resource ids match case-insensitively.
+    let upper = s.vm.to_uppercase();
+    assert_eq!(
+        s.client.mint(&s.dns, &upper, 22, &arm_token()).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn success_returns_all_six_keys() {
+    let s = setup().await;
+    let r = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    for key in [
+        "authToken",
+        "username",
+        "dataSource",
+        "nodeId",
+        "websocketToken",
+    ] {
+        assert!(v[key].as_str().is_some_and(|s| !s.is_empty()), "{key}");
+    }
+    assert!(v["availableDataSources"].is_array());
+    assert!(
+        s.emu
+            .nodes()
+            .contains(&v["nodeId"].as_str().unwrap().to_owned())
+    );
+    let sessions = s.emu.sessions();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].state, SessionState::Minted);
+    assert_eq!(sessions[0].auth_token, v["authToken"].as_str().unwrap());
+    assert_eq!(s.emu.stats().live_sessions, 1);
+}
+
+#[tokio::test]
+async fn relay_echoes_then_close_and_delete() {
+    let s = setup().await;
+    let (auth, node, mut ws) = s.tunnel().await;
+    let banner = b"SSH-2.0-OpenSSH_9.6\r\n".to_vec();
+    let big = vec![7u8; 4096];
+    ws.send(Message::Binary(banner.clone().into()))
+        .await
+        .unwrap();
+    ws.send(Message::Binary(big.clone().into())).await.unwrap();
+    let mut echoed = Vec::new();
+    while echoed.len() < banner.len() + big.len() {
+        match tokio::time::timeout(T, ws.next()).await.unwrap() {
+            Some(Ok(Message::Binary(b))) => echoed.extend_from_slice(&b),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(&echoed[..banner.len()], &banner[..]);
+    assert!(s.emu.wait_until(|st| st.live_websockets == 1, T).await);
+    ws.send(Message::Close(Some(CloseFrame {
+        code: 1000.into(),
+        reason: "".into(),
+    })))
+    .await
+    .unwrap();
+    assert_eq!(next_close(&mut ws).await, Some(1000));
+    assert!(s.emu.wait_until(|st| st.live_websockets == 0, T).await);
+    let st = s.emu.stats();
+    assert_eq!(st.largest_frame_up, 4096);
+    assert_eq!(st.frames_up, 2);
+    assert_eq!(st.bytes_up, 4096 + 21);
+    assert_eq!(st.close_frames_received, 1);
+    let rec = &s.emu.sessions()[0];
+    assert_eq!(
+        (rec.state, rec.close_code),
+        (SessionState::Closed, Some(1000))
+    );
+
+    assert_eq!(s.client.delete(&s.dns, &auth, &node).await, 204);
+    assert_eq!(s.client.delete(&s.dns, &auth, &node).await, 404);
+    assert_eq!(s.emu.stats().deletes, 1);
+    s.emu.assert_no_orphans();
+}
+
+#[tokio::test]
+async fn websocket_token_is_single_use_and_node_checked() {
+    let s = setup().await;
+    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
+    let ws = v["websocketToken"].as_str().unwrap();
+    let node = v["nodeId"].as_str().unwrap();
+    let other = s.emu.nodes().iter().find(|n| *n != node).unwrap().clone();
+    let wrong = format!("/webtunnelv2/{ws}?X-Node-Id={other}");
+    assert_eq!(
+        s.client.websocket(&s.dns, &wrong).await.unwrap_err().status,
+        403
+    );
+    let missing = format!("/webtunnelv2/{ws}");
+    assert_eq!(
+        s.client
+            .websocket(&s.dns, &missing)
+            .await
+            .unwrap_err()
+            .status,
+        403
+    );
+    let right = format!("/webtunnelv2/{ws}?X-Node-Id={node}");
+    let mut sock = s
+        .client
+        .websocket(&s.dns, &right)
+        .await
+        .map_err(|r| r.status)
+        .unwrap();
+    assert_eq!(
+        s.client.websocket(&s.dns, &right).await.unwrap_err().status,
+        404
+    );
+    assert_eq!(
+        s.client
+            .websocket(&s.dns, "/webtunnelv2/unknown?X-Node-Id=x")
+            .await
+            .unwrap_err()
+            .status,
+        404
+    );
+    sock.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn expired_websocket_token_is_404() {
+    let s = setup_with(|c| c.websocket_token_ttl(Duration::from_millis(1))).await;
+    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let path = format!(
+        "/webtunnelv2/{}?X-Node-Id={}",
+        v["websocketToken"].as_str().unwrap(),
+        v["nodeId"].as_str().unwrap()
+    );
+    assert_eq!(
+        s.client.websocket(&s.dns, &path).await.unwrap_err().status,
+        404
+    );
+    assert_eq!(s.emu.sessions()[0].state, SessionState::Expired);
+}
+
+#[tokio::test]
+async fn developer_data_pod_lookup_and_omni_tunnel() {
+    let (echo, _task) = spawn_echo_target().await.unwrap();
+    let dev = BastionFixture::developer(TEST_TENANT);
+    let omni = dev.dns_name.clone();
+    let vm = vm_resource_id("devvm");
+    let emu = Emulator::start(EmulatorConfig::single(dev.clone()).target(vm.clone(), 22, echo))
+        .await
+        .unwrap();
+    let client = Client::new(&emu);
+    let body = serde_json::json!({
+        "resourceId": vm, "bastionResourceId": dev.id, "vmPort": 22,
+        "azToken": arm_token(), "connectionType": "nativeclient",
+    });
+    let lookup = |body: Value| {
+        Request::post("/api/connection")
+            .header(HOST, client.authority(&omni))
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap()
+    };
+    let r = client.send(&omni, lookup(body.clone())).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers[CONTENT_TYPE], "text/plain");
+    let pod = String::from_utf8(r.body.to_vec()).unwrap();
+    assert_eq!(pod, emu.data_pod_endpoint());
+    let pod_host = pod.split(':').next().unwrap().to_owned();
+    assert_eq!(pod_host, DEFAULT_DATA_POD_HOST);
+
+    // vmPort as a string works too; a wrong connectionType does not.
+    let mut as_string = body.clone();
+    as_string["vmPort"] = Value::from("22");
+    assert_eq!(client.send(&omni, lookup(as_string)).await.status, 200);
+    let mut wrong = body.clone();
+    wrong["connectionType"] = Value::from("ssh");
+    assert_eq!(client.send(&omni, lookup(wrong)).await.status, 400);
+
+    emu.set_faults(Faults {
+        connection_whitespace: true,
+        ..Faults::default()
+    });
+    let r = client.send(&omni, lookup(body)).await;
+    assert_eq!(String::from_utf8(r.body.to_vec()).unwrap().trim(), pod);
+    emu.set_faults(Faults::default());
+
+    let v = client.mint(&pod_host, &vm, 22, &arm_token()).await.json();
+    let path = format!("/omni/webtunnel/{}", v["websocketToken"].as_str().unwrap());
+    let mut ws = client
+        .websocket(&pod_host, &path)
+        .await
+        .map_err(|r| r.status)
+        .unwrap();
+    ws.send(Message::Binary(Bytes::from_static(b"ping")))
+        .await
+        .unwrap();
+    match tokio::time::timeout(T, ws.next()).await.unwrap() {
+        Some(Ok(Message::Binary(b))) => assert_eq!(&b[..], b"ping"),
+        other => panic!("unexpected {other:?}"),
+    }
+    ws.close(None).await.unwrap();
+    let auth = v["authToken"].as_str().unwrap();
+    assert_eq!(
+        client
+            .delete(&pod_host, auth, v["nodeId"].as_str().unwrap())
+            .await,
+        204
+    );
+    emu.assert_no_orphans();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn text_frame_from_client_gets_1003() {
+    let s = setup().await;
+    let (_, _, mut ws) = s.tunnel().await;
+    ws.send(Message::Text("hello".into())).await.unwrap();
+    assert_eq!(next_close(&mut ws).await, Some(1003));
+    assert!(
+        s.emu
+            .wait_until(|st| st.text_frames_up == 1 && st.live_websockets == 0, T)
+            .await
+    );
+}
+
+#[tokio::test]
+async fn strict_max_frame_gets_1009_and_records_size() {
+    let s = setup().await;
+    s.emu.set_faults(Faults {
+        max_frame_size: Some(4096),
+        ..Faults::default()
+    });
+    let (_, _, mut ws) = s.tunnel().await;
+    ws.send(Message::Binary(vec![1u8; 4096].into()))
+        .await
+        .unwrap();
+    ws.send(Message::Binary(vec![1u8; 4097].into()))
+        .await
+        .unwrap();
+    assert_eq!(next_close(&mut ws).await, Some(1009));
+    assert_eq!(s.emu.stats().largest_frame_up, 4097);
+    assert_eq!(s.emu.sessions()[0].server_close_code, Some(1009));
+}
+
+#[tokio::test]
+async fn quirky_101_without_upgrade_headers_or_with_wrong_accept() {
+    let s = setup().await;
+    s.emu.set_faults(Faults {
+        upgrade_without_headers: true,
+        ..Faults::default()
+    });
+    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
+    let path = format!(
+        "/webtunnelv2/{}?X-Node-Id={}",
+        v["websocketToken"].as_str().unwrap(),
+        v["nodeId"].as_str().unwrap()
+    );
+    let (up, headers) = s
+        .client
+        .upgrade(&s.dns, &path)
+        .await
+        .map_err(|r| r.status)
+        .unwrap();
+    assert!(headers.get(UPGRADE).is_none() && headers.get(CONNECTION).is_none());
+    assert!(headers.get("Sec-WebSocket-Accept").is_some());
+    let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Client, None).await;
+    ws.send(Message::Binary(Bytes::from_static(b"x")))
+        .await
+        .unwrap();
+    assert!(matches!(ws.next().await, Some(Ok(Message::Binary(_)))));
+    ws.close(None).await.unwrap();
+
+    s.emu.set_faults(Faults {
+        wrong_accept: true,
+        ..Faults::default()
+    });
+    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
+    let path = format!(
+        "/webtunnelv2/{}?X-Node-Id={}",
+        v["websocketToken"].as_str().unwrap(),
+        v["nodeId"].as_str().unwrap()
+    );
+    let (_, headers) = s
+        .client
+        .upgrade(&s.dns, &path)
+        .await
+        .map_err(|r| r.status)
+        .unwrap();
+    assert_eq!(headers[UPGRADE], "websocket");
+    assert_eq!(headers["Sec-WebSocket-Accept"].len(), 28);
+}
+
+#[tokio::test]
+async fn in_band_http_400_after_upgrade() {
+    let s = setup().await;
+    s.emu.set_faults(Faults {
+        in_band_http_after_upgrade: true,
+        ..Faults::default()
+    });
+    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
+    let path = format!(
+        "/webtunnelv2/{}?X-Node-Id={}",
+        v["websocketToken"].as_str().unwrap(),
+        v["nodeId"].as_str().unwrap()
+    );
+    let (up, _) = s
+        .client
+        .upgrade(&s.dns, &path)
+        .await
+        .map_err(|r| r.status)
+        .unwrap();
+    let mut io = TokioIo::new(up);
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(T, io.read_to_end(&mut raw))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+    assert!(text.contains("Apache Tomcat"));
+}
+
+#[tokio::test]
+async fn unreachable_target_closes_1011_after_101() {
+    let free = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let s = setup_with(|c| c.target(vm_resource_id("down"), 22, free)).await;
+    let r = s
+        .client
+        .mint(&s.dns, &vm_resource_id("down"), 22, &arm_token())
+        .await;
+    let v = r.json();
+    let path = format!(
+        "/webtunnelv2/{}?X-Node-Id={}",
+        v["websocketToken"].as_str().unwrap(),
+        v["nodeId"].as_str().unwrap()
+    );
+    let mut ws = s
+        .client
+        .websocket(&s.dns, &path)
+        .await
+        .map_err(|r| r.status)
+        .unwrap();
+    assert_eq!(next_close(&mut ws).await, Some(1011));
+}
+
+#[tokio::test]
+async fn target_eof_flushes_then_closes_1000() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut c, _) = listener.accept().await.unwrap();
+        c.write_all(b"goodbye").await.unwrap();
+    });
+    let s = setup_with(|c| c.target(vm_resource_id("talker"), 22, addr)).await;
+    let v = s
+        .client
+        .mint(&s.dns, &vm_resource_id("talker"), 22, &arm_token())
+        .await
+        .json();
+    let path = format!(
+        "/webtunnelv2/{}?X-Node-Id={}",
+        v["websocketToken"].as_str().unwrap(),
+        v["nodeId"].as_str().unwrap()
+    );
+    let mut ws = s
+        .client
+        .websocket(&s.dns, &path)
+        .await
+        .map_err(|r| r.status)
+        .unwrap();
+    let mut got = Vec::new();
+    let code = loop {
+        match tokio::time::timeout(T, ws.next()).await.unwrap() {
+            Some(Ok(Message::Binary(b))) => got.extend_from_slice(&b),
+            Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!((got.as_slice(), code), (&b"goodbye"[..], Some(1000)));
+}
+
+#[tokio::test]
+async fn control_api_over_https() {
+    let s = setup().await;
+    let (auth, _, mut ws) = s.tunnel().await;
+    let get = |path: &str| {
+        Request::get(path)
+            .header(HOST, s.client.authority("localhost"))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let stats = s
+        .client
+        .send("localhost", get("/_emulator/stats"))
+        .await
+        .json();
+    assert_eq!(stats["tokens_issued"], 1);
+    let sessions = s
+        .client
+        .send("localhost", get("/_emulator/sessions"))
+        .await
+        .json();
+    assert_eq!(sessions[0]["state"], "connected");
+    assert!(sessions[0]["createdAt"].is_string());
+
+    let close = Request::post(format!(
+        "/_emulator/sessions/{}/close?code=4001",
+        enc(&auth)
+    ))
+    .header(HOST, s.client.authority("localhost"))
+    .body(Full::new(Bytes::new()))
+    .unwrap();
+    assert_eq!(s.client.send("localhost", close).await.status, 204);
+    assert_eq!(next_close(&mut ws).await, Some(4001));
+
+    let put = Request::put("/_emulator/config")
+        .header(HOST, s.client.authority("localhost"))
+        .body(Full::new(Bytes::from_static(
+            br#"{"token_error":{"status":403,"message":"java.lang.NullPointerException"}}"#,
+        )))
+        .unwrap();
+    assert_eq!(s.client.send("localhost", put).await.status, 204);
+    assert_eq!(s.emu.faults().token_error.unwrap().status, 403);
+    let r = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await;
+    assert_eq!(
+        (r.status, r.json()["message"].as_str()),
+        (403, Some("java.lang.NullPointerException"))
+    );
+
+    let events = s
+        .client
+        .send("localhost", get("/_emulator/events"))
+        .await
+        .json();
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "token_request")
+    );
+    let reset = Request::post("/_emulator/reset")
+        .header(HOST, s.client.authority("localhost"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(s.client.send("localhost", reset).await.status, 204);
+    assert!(s.emu.sessions().is_empty());
+    assert_eq!(s.emu.faults(), Faults::default());
+}
+
+#[tokio::test]
+async fn token_faults_429_html_502_and_scopes() {
+    let s = setup().await;
+    s.emu.set_faults(Faults::default().token_429(1, 3));
+    let r = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await;
+    assert_eq!(
+        (r.status, r.headers["retry-after"].to_str().unwrap()),
+        (429, "3")
+    );
+    assert_eq!(
+        s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.status,
+        200
+    );
+
+    s.emu.set_faults(Faults {
+        token_html_502: true,
+        ..Faults::default()
+    });
+    let r = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await;
+    assert_eq!(r.status, 502);
+    assert!(
+        r.headers[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+
+    // Only the 5th POST (counting all) fails.
+    s.emu
+        .set_faults(Faults::default().token_error(500, "boom").for_nth_token(5));
+    assert_eq!(
+        s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.status,
+        200
+    );
+    assert_eq!(
+        s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.status,
+        500
+    );
+    assert_eq!(
+        s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.status,
+        200
+    );
+    assert_eq!(s.emu.stats().token_requests, 6);
+}
+
+#[tokio::test]
+async fn unsafe_token_alphabet_needs_escaping() {
+    let s = setup().await;
+    s.emu.set_faults(Faults {
+        unsafe_tokens: true,
+        ..Faults::default()
+    });
+    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
+    let (ws, node, auth) = (
+        v["websocketToken"].as_str().unwrap(),
+        v["nodeId"].as_str().unwrap(),
+        v["authToken"].as_str().unwrap(),
+    );
+    assert!(ws.contains('/') && ws.contains('%') && ws.contains('+'));
+    // Unescaped, `/` splits the path: the server cannot find the token.
+    let raw = format!("/webtunnelv2/{ws}?X-Node-Id={node}");
+    if raw.parse::<http::Uri>().is_ok() {
+        assert_eq!(
+            s.client.upgrade(&s.dns, &raw).await.unwrap_err().status,
+            404
+        );
+    }
+    let path = format!("/webtunnelv2/{}?X-Node-Id={node}", enc(ws));
+    let mut sock = s
+        .client
+        .websocket(&s.dns, &path)
+        .await
+        .map_err(|r| r.status)
+        .unwrap();
+    sock.close(None).await.unwrap();
+    assert_eq!(s.client.delete(&s.dns, auth, node).await, 204);
+}
+
+#[tokio::test]
+async fn delete_fault_and_orphan_detection() {
+    let s = setup().await;
+    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
+    let (auth, node) = (
+        v["authToken"].as_str().unwrap(),
+        v["nodeId"].as_str().unwrap(),
+    );
+    s.emu.set_faults(Faults {
+        delete_status: Some(500),
+        ..Faults::default()
+    });
+    assert_eq!(s.client.delete(&s.dns, auth, node).await, 500);
+    let panicked =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.emu.assert_no_orphans()));
+    let msg = panicked.unwrap_err();
+    let text = msg.downcast_ref::<String>().unwrap();
+    assert!(
+        text.contains("never deleted") && !text.contains(auth),
+        "{text}"
+    );
+    s.emu.set_faults(Faults {
+        delete_status: Some(200),
+        ..Faults::default()
+    });
+    assert_eq!(s.client.delete(&s.dns, auth, node).await, 200);
+    s.emu.assert_no_orphans();
+}
+
+#[tokio::test]
+async fn reset_after_bytes_drops_without_close() {
+    let s = setup().await;
+    s.emu.set_faults(Faults::default().reset_after_bytes(1));
+    let (_, _, mut ws) = s.tunnel().await;
+    ws.send(Message::Binary(Bytes::from_static(b"abc")))
+        .await
+        .unwrap();
+    let end = tokio::time::timeout(T, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(_))) => return "close",
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return "dropped",
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(end, "dropped");
+    assert_eq!(s.emu.stats().close_frames_sent, 0);
+}
+
+#[tokio::test]
+async fn close_after_bytes_and_server_pings() {
+    let s = setup().await;
+    s.emu.set_faults(Faults {
+        server_ping_interval: Some(Duration::from_millis(20)),
+        ..Faults::default().close_after_bytes(8, 4000, "quota")
+    });
+    let (_, _, mut ws) = s.tunnel().await;
+    // tungstenite answers pings while the client reads.
+    let deadline = tokio::time::Instant::now() + T;
+    while s.emu.stats().pongs_received < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no pongs");
+        let _ = tokio::time::timeout(Duration::from_millis(20), ws.next()).await;
+    }
+    assert!(s.emu.stats().pings_sent >= 2);
+    ws.send(Message::Binary(Bytes::from_static(b"12345678")))
+        .await
+        .unwrap();
+    assert_eq!(next_close(&mut ws).await, Some(4000));
+}
+
+#[tokio::test]
+async fn stalled_target_backpressures_the_client() {
+    let (addr, stalled) = spawn_stalled_target().await.unwrap();
+    let s = setup_with(|c| c.target(vm_resource_id("slow"), 22, addr)).await;
+    let v = s
+        .client
+        .mint(&s.dns, &vm_resource_id("slow"), 22, &arm_token())
+        .await
+        .json();
+    let path = format!(
+        "/webtunnelv2/{}?X-Node-Id={}",
+        v["websocketToken"].as_str().unwrap(),
+        v["nodeId"].as_str().unwrap()
+    );
+    let mut ws = s
+        .client
+        .websocket(&s.dns, &path)
+        .await
+        .map_err(|r| r.status)
+        .unwrap();
+    assert!(stalled.wait_for_connections(1, T).await);
+    let frame = Bytes::from(vec![0u8; 4096]);
+    let mut sent = 0usize;
+    let blocked = tokio::time::timeout(Duration::from_millis(700), async {
+        loop {
+            ws.send(Message::Binary(frame.clone())).await.unwrap();
+            sent += frame.len();
+        }
+    })
+    .await;
+    assert!(blocked.is_err(), "the client was never slowed down");
+    // Far less than what an unbounded relay would have swallowed in 700 ms.
+    assert!(
+        s.emu.stats().bytes_up < 16 * 1024 * 1024,
+        "{}",
+        s.emu.stats().bytes_up
+    );
+    assert!(sent < 32 * 1024 * 1024);
+}
+
+#[tokio::test]
+async fn latency_is_pipelined_and_relay_still_echoes() {
+    let s = setup().await;
+    s.emu.set_faults(Faults {
+        relay_latency: Some(Duration::from_millis(30)),
+        ..Faults::default()
+    });
+    let (_, _, mut ws) = s.tunnel().await;
+    for _ in 0..20 {
+        ws.send(Message::Binary(Bytes::from(vec![1u8; 1000])))
+            .await
+            .unwrap();
+    }
+    let mut got = 0;
+    tokio::time::timeout(T, async {
+        while got < 20_000 {
+            if let Some(Ok(Message::Binary(b))) = ws.next().await {
+                got += b.len();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, 20_000);
+}
+
+#[tokio::test]
+async fn shutdown_closes_live_websockets_with_1001() {
+    let s = setup().await;
+    let (_, _, mut ws) = s.tunnel().await;
+    assert!(s.emu.wait_until(|st| st.live_websockets == 1, T).await);
+    let Setup { emu, .. } = s;
+    let closing = tokio::spawn(emu.shutdown());
+    assert_eq!(next_close(&mut ws).await, Some(1001));
+    drop(ws);
+    tokio::time::timeout(T, closing).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn resolve_overrides_and_endpoints() {
+    let s = setup().await;
+    let names: Vec<String> = s
+        .emu
+        .resolve_overrides()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(names.contains(&s.dns) && names.contains(&DEFAULT_DATA_POD_HOST.to_owned()));
+    assert!(
+        s.emu
+            .resolve_overrides()
+            .iter()
+            .all(|(_, ip)| ip.is_loopback())
+    );
+    assert_eq!(
+        s.emu.endpoint_for(&s.dns),
+        format!("{}:{}", s.dns, s.emu.local_addr().port())
+    );
+}
+
+#[tokio::test]
+async fn ip_connect_relays_to_the_literal_address() {
+    let (echo, _task) = spawn_echo_target().await.unwrap();
+    let s = setup_with(|c| c.ip_connect_ports(None)).await;
+    let bastion = s.emu.bastion(&s.dns).unwrap().clone();
+    let id = bastion.ip_connect_resource_id("127.0.0.1".parse().unwrap());
+    let body = |hostname: &str| {
+        format!(
+            "{}&hostname={hostname}",
+            form(&id, echo.port(), &arm_token())
+        )
+    };
+    assert_eq!(
+        s.client
+            .post_form(&s.dns, &body("10.0.0.9"), &[])
+            .await
+            .status,
+        400
+    );
+    let v = s
+        .client
+        .post_form(&s.dns, &body("127.0.0.1"), &[])
+        .await
+        .json();
+    assert_eq!(s.emu.sessions()[0].hostname.as_deref(), Some("127.0.0.1"));
+    let path = format!(
+        "/webtunnelv2/{}?X-Node-Id={}",
+        v["websocketToken"].as_str().unwrap(),
+        v["nodeId"].as_str().unwrap()
+    );
+    let mut ws = s
+        .client
+        .websocket(&s.dns, &path)
+        .await
+        .map_err(|r| r.status)
+        .unwrap();
+    ws.send(Message::Binary(Bytes::from_static(b"ip")))
+        .await
+        .unwrap();
+    assert!(matches!(ws.next().await, Some(Ok(Message::Binary(b))) if &b[..] == b"ip"));
+    ws.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn ip_connect_port_allow_list_and_flag() {
+    let off = BastionFixture::standard(TEST_TENANT)
+        .dns_name("bst-noip.bastion.test")
+        .ip_connect(false);
+    let s = setup_with(|c| c.with_bastion(off.clone())).await;
+    let id = s
+        .emu
+        .bastion(&s.dns)
+        .unwrap()
+        .ip_connect_resource_id("10.1.2.3".parse().unwrap());
+    let post = |host: &str, port: u16| {
+        let body = format!("{}&hostname=10.1.2.3", form(&id, port, &arm_token()));
+        let host = host.to_owned();
+        let client = &s.client;
+        async move { client.post_form(&host, &body, &[]).await.status }
+    };
+    assert_eq!(post(&s.dns, 8080).await, 403);
+    assert_eq!(post(&s.dns, 22).await, 200);
+    assert_eq!(post("bst-noip.bastion.test", 22).await, 403);
+}

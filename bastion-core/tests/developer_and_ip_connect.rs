@@ -1,0 +1,73 @@
+//! The Developer SKU path (data-pod lookup, `/omni/webtunnel/`, one connection at a time) and
+//! IP connect (`bh-hostConnect` resource id plus `hostname`).
+mod common;
+
+use std::net::IpAddr;
+
+use bastion_core::emulator::{BastionFixture, Faults};
+use bastion_core::{EndpointKind, Target, Tunnel};
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn developer_sku_goes_through_the_data_pod() {
+    let h = Harness::start_with(BastionFixture::developer(TENANT), |c| c).await;
+    h.emulator.set_faults(Faults {
+        connection_whitespace: true,
+        ..Faults::none()
+    });
+    let mut config = h.config(h.vm_target());
+    config.kind = EndpointKind::Developer;
+    let tunnel = Tunnel::new(config, credential()).unwrap();
+    let served = Served::start(tunnel).await;
+    for i in 0..3 {
+        let data = random_bytes(50_000, 20 + i);
+        assert_eq!(echo_round_trip(served.connect().await, &data).await, data);
+    }
+    served.stop().await;
+    h.assert_all_sessions_deleted().await;
+    let stats = h.emulator.stats();
+    assert_eq!(stats.connection_lookups, 1, "the data pod is looked up once per command");
+    assert_eq!(stats.max_concurrent_websockets, 1, "Developer allows one connection at a time");
+}
+
+#[tokio::test]
+async fn developer_sku_rejects_other_ports_and_ip_connect_unless_asked() {
+    let h = Harness::start_with(BastionFixture::developer(TENANT), |c| c).await;
+    let mut config = h.config(Target::resource(&h.vm, 8080).unwrap());
+    config.kind = EndpointKind::Developer;
+    let err = Tunnel::new(config.clone(), credential()).unwrap_err();
+    assert!(err.to_string().contains("only ports 22 and 3389"), "{err}");
+    config.allow_any_port = true;
+    assert!(Tunnel::new(config, credential()).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_connect_reaches_the_address_through_bh_host_connect() {
+    let h = Harness::start_with(BastionFixture::standard(TENANT).ip_connect(true), |c| {
+        c.ip_connect_ports(None)
+    })
+    .await;
+    let ip: IpAddr = h.echo.ip();
+    let target = Target::ip_connect(&h.bastion.id, ip, h.echo.port()).unwrap();
+    let mut config = h.config(target);
+    config.allow_any_port = true;
+    let tunnel = Tunnel::new(config, credential()).unwrap();
+    let data = random_bytes(100_000, 30);
+    let conn = tunnel.connect().await.unwrap();
+    assert_eq!(echo_round_trip(conn, &data).await, data);
+    h.assert_all_sessions_deleted().await;
+    let sessions = h.emulator.sessions();
+    assert_eq!(sessions.len(), 1);
+    assert!(sessions[0].resource_id.contains("/bh-hostConnect/127.0.0.1"));
+    assert_eq!(sessions[0].hostname.as_deref(), Some("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn ip_connect_on_a_bastion_without_it_is_refused_by_the_service() {
+    let h = Harness::start().await;
+    let target = Target::ip_connect(&h.bastion.id, h.echo.ip(), 22).unwrap();
+    let tunnel = Tunnel::new(h.config(target), credential()).unwrap();
+    let err = tunnel.connect().await.unwrap_err();
+    assert!(err.status().is_some(), "{err}");
+    h.assert_all_sessions_deleted().await;
+}
