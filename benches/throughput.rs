@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bastion_core::emulator::{self, BastionFixture, Emulator, EmulatorConfig, TargetFixture, TestClaims};
+use bastion_core::emulator::{
+    self, BastionFixture, Emulator, EmulatorConfig, TargetFixture, TestClaims,
+};
 use bastion_core::{Endpoint, LocalListener, StaticTokenCredential, Target, Tunnel, TunnelConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -40,10 +42,9 @@ async fn setup() -> Bench {
 }
 
 fn credential() -> Arc<StaticTokenCredential> {
-    Arc::new(StaticTokenCredential::from_jwt(emulator::jwt::mint(&TestClaims::new(
-        emulator::TEST_TENANT,
-        "bench",
-    ))))
+    Arc::new(StaticTokenCredential::from_jwt(emulator::jwt::mint(
+        &TestClaims::new(emulator::TEST_TENANT, "bench"),
+    )))
 }
 
 async fn serve(config: TunnelConfig) -> (u16, Tunnel, tokio::sync::oneshot::Sender<()>) {
@@ -65,7 +66,9 @@ async fn throughput(bench: &Bench, frame: usize, total: usize) -> f64 {
     let mut config = bench.config.clone();
     config.stream.max_frame_size = frame;
     let (port, _tunnel, stop) = serve(config).await;
-    let stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
     let (mut r, mut w) = stream.into_split();
     let start = Instant::now();
     let writer = tokio::spawn(async move {
@@ -97,7 +100,9 @@ async fn setup_latency(bench: &Bench, n: usize) -> (Duration, Duration) {
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let start = Instant::now();
-        let mut s = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        let mut s = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
         s.write_all(b"x").await.expect("write");
         let mut b = [0u8; 1];
         s.read_exact(&mut b).await.expect("read");
@@ -123,14 +128,18 @@ fn rss_kib() -> u64 {
 async fn memory_per_connection(bench: &Bench, n: usize) -> f64 {
     let (port, _tunnel, stop) = serve(bench.config.clone()).await;
     // Warm up allocator pools with one connection.
-    let mut warm = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let mut warm = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
     warm.write_all(b"x").await.expect("write");
     let mut b = [0u8; 1];
     warm.read_exact(&mut b).await.expect("read");
     let before = rss_kib();
     let mut conns = Vec::with_capacity(n);
     for _ in 0..n {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        let mut s = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
         s.write_all(b"x").await.expect("write");
         s.read_exact(&mut b).await.expect("read");
         conns.push(s);

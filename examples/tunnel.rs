@@ -20,8 +20,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -43,7 +42,10 @@ async fn main() -> Result<(), Error> {
         );
         config.http.extra_root_ca_pem = Some(emu.ca_pem().into_bytes());
         config.http.resolve = emu.resolve_overrides();
-        let token = emulator::jwt::mint(&emulator::TestClaims::new(emulator::TEST_TENANT, "example-user"));
+        let token = emulator::jwt::mint(&emulator::TestClaims::new(
+            emulator::TEST_TENANT,
+            "example-user",
+        ));
         _sandbox = Some(emu);
         eprintln!("No arguments: tunnelling to an echo server behind the built-in emulator.");
         (config, token)
@@ -51,12 +53,16 @@ async fn main() -> Result<(), Error> {
         let [endpoint, target, port, local_port, rest @ ..] = args.as_slice() else {
             return Err("usage: tunnel ENDPOINT TARGET_RESOURCE_ID RESOURCE_PORT LOCAL_PORT [CA_FILE]  (token in BASTION_ARM_TOKEN)".into());
         };
-        let mut config = TunnelConfig::new(Endpoint::parse(endpoint)?, Target::resource(target, port.parse()?)?);
+        let mut config = TunnelConfig::new(
+            Endpoint::parse(endpoint)?,
+            Target::resource(target, port.parse()?)?,
+        );
         if let Some(ca) = rest.first() {
             config.http.extra_root_ca_pem = Some(std::fs::read(ca)?);
         }
-        let token = std::env::var("BASTION_ARM_TOKEN")
-            .map_err(|_| "set BASTION_ARM_TOKEN to an ARM access token (az account get-access-token)")?;
+        let token = std::env::var("BASTION_ARM_TOKEN").map_err(
+            |_| "set BASTION_ARM_TOKEN to an ARM access token (az account get-access-token)",
+        )?;
         let listener = LocalListener::bind_loopback(local_port.parse()?).await?;
         return run(config, token, listener).await;
     };

@@ -101,11 +101,9 @@ impl HttpsClient {
         http.set_keepalive(config.tcp_keepalive);
         http.set_keepalive_interval(Some(Duration::from_secs(10)));
         http.set_keepalive_retries(Some(3));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .wrap_connector(http);
+        // Built from the parts so the ALPN list (http/1.1 only) of our TLS config is kept.
+        let mut https = HttpsConnector::from((http, Arc::new(tls)));
+        https.enforce_https();
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(32)
@@ -245,7 +243,16 @@ impl HttpsClient {
         if resp.status() != StatusCode::OK {
             return Err(http_error(Operation::TokenExchange, &resp));
         }
-        Ok(protocol::parse_token_response(resp.body())?)
+        match protocol::parse_token_response(resp.body()) {
+            Ok(session) => Ok(session),
+            Err(e) => {
+                // A session was minted even though the reply is unusable: do not leak it.
+                if let Some((auth_token, node_id)) = protocol::minted_session(resp.body()) {
+                    let _ = self.delete_token(endpoint, &auth_token, &node_id).await;
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// `DELETE /api/tokens/{authToken}` with `X-Node-Id`. Returns `true` when deleted and `false`

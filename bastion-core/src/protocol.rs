@@ -364,6 +364,16 @@ pub fn parse_token_response(body: &[u8]) -> Result<TokenResponse, ProtocolError>
     })
 }
 
+/// The session a malformed token response still names (its `authToken` and `nodeId`), so the
+/// caller can DELETE it instead of leaking it.
+pub fn minted_session(body: &[u8]) -> Option<(Secret, String)> {
+    let raw: RawTokenResponse = serde_json::from_slice(body).ok()?;
+    match (raw.auth_token, raw.node_id) {
+        (Some(a), Some(n)) if !a.is_empty() => Some((Secret::new(a), n)),
+        _ => None,
+    }
+}
+
 /// The WebSocket URL of a session. The result carries the WebSocket token: never log it.
 pub fn websocket_url(endpoint: &Endpoint, kind: EndpointKind, session: &TokenResponse) -> Url {
     let mut url = endpoint.wss_url();

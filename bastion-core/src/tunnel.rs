@@ -657,15 +657,16 @@ where
     let (mut ws_r, mut ws_w) = tokio::io::split(conn);
 
     let ending = {
+        // Each direction tags its errors with the side they came from.
         let up = async {
             let mut buf = vec![0u8; UP_BUFFER];
             loop {
-                let n = local_r.read(&mut buf).await?;
+                let n = local_r.read(&mut buf).await.map_err(Side::Local)?;
                 if n == 0 {
-                    ws_w.shutdown().await?;
-                    return Ok::<(), io::Error>(());
+                    ws_w.shutdown().await.map_err(Side::Tunnel)?;
+                    return Ok::<(), Side>(());
                 }
-                ws_w.write_all(&buf[..n]).await?;
+                ws_w.write_all(&buf[..n]).await.map_err(Side::Tunnel)?;
                 up_bytes.fetch_add(n as u64, Ordering::Relaxed);
                 touch();
             }
@@ -673,12 +674,12 @@ where
         let down = async {
             let mut buf = vec![0u8; DOWN_BUFFER];
             loop {
-                let n = ws_r.read(&mut buf).await?;
+                let n = ws_r.read(&mut buf).await.map_err(Side::Tunnel)?;
                 if n == 0 {
                     let _ = local_w.shutdown().await;
-                    return Ok::<(), io::Error>(());
+                    return Ok::<(), Side>(());
                 }
-                local_w.write_all(&buf[..n]).await?;
+                local_w.write_all(&buf[..n]).await.map_err(Side::Local)?;
                 down_bytes.fetch_add(n as u64, Ordering::Relaxed);
                 touch();
             }
@@ -700,20 +701,16 @@ where
         tokio::pin!(up, down, idle);
         tokio::select! {
             r = &mut up => match r {
-                Ok(()) => {
-                    // Local EOF: Close sent; keep relaying the Bastion's remaining bytes a while.
-                    match tokio::time::timeout(config.drain_timeout, &mut down).await {
-                        Ok(Err(e)) => Ending::TunnelError(e),
-                        _ => Ending::LocalEof,
-                    }
-                }
-                Err(e) if is_tunnel_error(&e) => Ending::TunnelError(e),
-                Err(e) => Ending::LocalError(e),
+                // Local EOF: Close sent; keep relaying the Bastion's remaining bytes a while.
+                Ok(()) => match tokio::time::timeout(config.drain_timeout, &mut down).await {
+                    Ok(Err(side)) => side.into(),
+                    _ => Ending::LocalEof,
+                },
+                Err(side) => side.into(),
             },
             r = &mut down => match r {
                 Ok(()) => Ending::RemoteEnded,
-                Err(e) if is_local_write_error(&e) => Ending::LocalError(e),
-                Err(e) => Ending::TunnelError(e),
+                Err(side) => side.into(),
             },
             limit = &mut idle => Ending::Idle(limit),
             _ = cancel.cancelled() => Ending::Shutdown,
@@ -733,7 +730,12 @@ where
             tracing::debug!(error = %e, "local connection failed; closing the tunnel");
             Err(Error::Io(e))
         }
-        Ending::TunnelError(e) => Err(Error::from_io(e)),
+        Ending::TunnelError(e) => Err(match Error::from_io(e) {
+            Error::Io(io) => {
+                Error::WebSocket(format!("the connection to the Bastion was lost: {io}"))
+            }
+            other => other,
+        }),
         Ending::Idle(limit) => {
             tracing::info!(idle_secs = limit.as_secs(), "closing an idle connection");
             Ok(())
@@ -763,19 +765,17 @@ where
     (stats, result)
 }
 
-/// Errors from the tunnel's own stream carry a bastion-core error; plain I/O errors on the
-/// up direction come from reading the local socket.
-fn is_tunnel_error(e: &io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| inner.is::<Error>())
-        || matches!(e.kind(), io::ErrorKind::BrokenPipe)
+/// Which side of a relay an I/O error came from.
+enum Side {
+    Local(io::Error),
+    Tunnel(io::Error),
 }
 
-fn is_local_write_error(e: &io::Error) -> bool {
-    !e.get_ref().is_some_and(|inner| inner.is::<Error>())
-        && matches!(
-            e.kind(),
-            io::ErrorKind::BrokenPipe
-                | io::ErrorKind::ConnectionReset
-                | io::ErrorKind::ConnectionAborted
-        )
+impl From<Side> for Ending {
+    fn from(side: Side) -> Self {
+        match side {
+            Side::Local(e) => Ending::LocalError(e),
+            Side::Tunnel(e) => Ending::TunnelError(e),
+        }
+    }
 }

@@ -17,7 +17,11 @@ async fn a_stalled_target_stops_the_local_client() {
         c.with_target(TargetFixture::new(&sink_id, 22, stalled))
     })
     .await;
-    let tunnel = Tunnel::new(h.config(Target::resource(&sink_id, 22).unwrap()), credential()).unwrap();
+    let tunnel = Tunnel::new(
+        h.config(Target::resource(&sink_id, 22).unwrap()),
+        credential(),
+    )
+    .unwrap();
     let served = Served::start(tunnel).await;
     let mut stream = served.connect().await;
     let chunk = vec![0x5a; 256 * 1024];
@@ -33,7 +37,11 @@ async fn a_stalled_target_stops_the_local_client() {
     }
     // Socket buffers on both loopback hops plus the tunnel's bounded buffers: tens of MiB at
     // most. Without backpressure the whole 512 MiB would be accepted.
-    assert!(written < 64 << 20, "the tunnel accepted {} MiB from the client", written >> 20);
+    assert!(
+        written < 64 << 20,
+        "the tunnel accepted {} MiB from the client",
+        written >> 20
+    );
     let stats = h.emulator.stats();
     assert!(stats.bytes_up < 64 << 20, "{stats:?}");
     drop(stream);

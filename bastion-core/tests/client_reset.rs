@@ -12,14 +12,17 @@ async fn reset_mid_transfer_still_closes_and_deletes() {
     let h = Harness::start().await;
     let served = Served::start(h.tunnel()).await;
     let mut stream = served.connect().await;
-    stream.write_all(&random_bytes(256 * 1024, 9)).await.unwrap();
+    stream
+        .write_all(&random_bytes(256 * 1024, 9))
+        .await
+        .unwrap();
     assert!(
         h.emulator
             .wait_until(|s| s.bytes_up > 0, Duration::from_secs(10))
             .await
     );
     // SO_LINGER 0 turns the close into a TCP reset.
-    stream.set_linger(Some(Duration::ZERO)).unwrap();
+    stream.set_zero_linger().unwrap();
     drop(stream);
     h.assert_all_sessions_deleted().await;
     assert!(

@@ -13,7 +13,9 @@ async fn two_hundred_concurrent_connections_all_intact_and_all_deleted() {
         .map(|i| {
             tokio::spawn(async move {
                 let data = random_bytes(1 << 20, 100 + i);
-                let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .unwrap();
                 let out = echo_round_trip(stream, &data).await;
                 checksum(&out) == checksum(&data)
             })
@@ -32,7 +34,10 @@ async fn two_hundred_concurrent_connections_all_intact_and_all_deleted() {
     assert_eq!(stats.deletes, 200);
     assert!(stats.max_concurrent_websockets > 1, "{stats:?}");
     let summary = served.stop().await;
-    assert_eq!((summary.accepted, summary.failed, summary.undeleted_sessions), (200, 0, 0));
+    assert_eq!(
+        (summary.accepted, summary.failed, summary.undeleted_sessions),
+        (200, 0, 0)
+    );
     // Every session had its own node id from its own POST.
     h.emulator.assert_no_orphans();
 }

@@ -26,8 +26,14 @@ async fn developer_sku_goes_through_the_data_pod() {
     served.stop().await;
     h.assert_all_sessions_deleted().await;
     let stats = h.emulator.stats();
-    assert_eq!(stats.connection_lookups, 1, "the data pod is looked up once per command");
-    assert_eq!(stats.max_concurrent_websockets, 1, "Developer allows one connection at a time");
+    assert_eq!(
+        stats.connection_lookups, 1,
+        "the data pod is looked up once per command"
+    );
+    assert_eq!(
+        stats.max_concurrent_websockets, 1,
+        "Developer allows one connection at a time"
+    );
 }
 
 #[tokio::test]
@@ -58,7 +64,11 @@ async fn ip_connect_reaches_the_address_through_bh_host_connect() {
     h.assert_all_sessions_deleted().await;
     let sessions = h.emulator.sessions();
     assert_eq!(sessions.len(), 1);
-    assert!(sessions[0].resource_id.contains("/bh-hostConnect/127.0.0.1"));
+    assert!(
+        sessions[0]
+            .resource_id
+            .contains("/bh-hostConnect/127.0.0.1")
+    );
     assert_eq!(sessions[0].hostname.as_deref(), Some("127.0.0.1"));
 }
 

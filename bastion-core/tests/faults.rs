@@ -56,10 +56,17 @@ async fn expect_failure(faults: Faults, needles: &[&str]) {
     let error = one_connection(&served, &mut events).await;
     let error = error.unwrap_or_else(|| panic!("expected a failure naming {needles:?}"));
     for needle in needles {
-        assert!(error.contains(needle), "error {error:?} does not name {needle:?}");
+        assert!(
+            error.contains(needle),
+            "error {error:?} does not name {needle:?}"
+        );
     }
     h.emulator.set_faults(Faults::none());
-    assert_eq!(one_connection(&served, &mut events).await, None, "the next connection must work");
+    assert_eq!(
+        one_connection(&served, &mut events).await,
+        None,
+        "the next connection must work"
+    );
     let summary = served.stop().await;
     assert_eq!((summary.accepted, summary.failed), (2, 1));
     h.assert_all_sessions_deleted().await;
@@ -81,7 +88,11 @@ async fn expect_success(faults: Faults) -> Harness {
 async fn token_error_reports_status_and_the_services_message() {
     expect_failure(
         Faults::none().token_error(403, "Tunneling is disabled"),
-        &["HTTP 403 Forbidden", "Tunneling is disabled", "POST /api/tokens"],
+        &[
+            "HTTP 403 Forbidden",
+            "Tunneling is disabled",
+            "POST /api/tokens",
+        ],
     )
     .await;
 }
@@ -148,7 +159,7 @@ async fn abrupt_reset_is_reported() {
         }),
         ..Faults::none()
     };
-    expect_failure(faults, &["WebSocket"]).await;
+    expect_failure(faults, &["connection to the Bastion was lost"]).await;
 }
 
 #[tokio::test]
@@ -180,7 +191,11 @@ async fn websocket_rejection_before_upgrade_reports_the_status() {
         ws_reject: Some(HttpFault::json(403, "node mismatch")),
         ..Faults::none()
     };
-    expect_failure(faults, &["WebSocket upgrade failed: HTTP 403", "node mismatch"]).await;
+    expect_failure(
+        faults,
+        &["WebSocket upgrade failed: HTTP 403", "node mismatch"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -257,10 +272,9 @@ async fn unreachable_target_is_reported_with_close_1011() {
         },
     )
     .await;
-    let target = bastion_core::Target::resource(bastion_core::emulator::vm_resource_id("down"), 22)
-        .unwrap();
-    let tunnel =
-        bastion_core::Tunnel::new(h.config(target), credential()).unwrap();
+    let target =
+        bastion_core::Target::resource(bastion_core::emulator::vm_resource_id("down"), 22).unwrap();
+    let tunnel = bastion_core::Tunnel::new(h.config(target), credential()).unwrap();
     let served = Served::start(tunnel).await;
     let mut events = served.tunnel.subscribe();
     let error = one_connection(&served, &mut events).await.unwrap();

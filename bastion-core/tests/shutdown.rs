@@ -57,6 +57,9 @@ async fn close_deletes_sessions_of_embedded_streams_still_held() {
     assert_eq!(tunnel.live_sessions(), 5);
     assert_eq!(tunnel.close().await, 0);
     assert_eq!(h.emulator.stats().live_sessions, 0);
-    assert!(tunnel.connect().await.is_err(), "no new connections after close");
+    assert!(
+        tunnel.connect().await.is_err(),
+        "no new connections after close"
+    );
     drop(held);
 }

@@ -43,7 +43,9 @@ async fn one_hundred_connections_ask_the_credential_once() {
         .map(|i| {
             tokio::spawn(async move {
                 let data = random_bytes(4096, i + 1);
-                let s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                let s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .unwrap();
                 echo_round_trip(s, &data).await == data
             })
         })

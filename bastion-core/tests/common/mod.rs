@@ -53,7 +53,8 @@ impl Harness {
     }
 
     pub fn config(&self, target: Target) -> TunnelConfig {
-        let endpoint = Endpoint::parse(&self.emulator.endpoint_for(&self.bastion.dns_name)).unwrap();
+        let endpoint =
+            Endpoint::parse(&self.emulator.endpoint_for(&self.bastion.dns_name)).unwrap();
         let mut config = TunnelConfig::new(endpoint, target);
         config.http.extra_root_ca_pem = Some(self.emulator.ca_pem().into_bytes());
         config.http.resolve = self.emulator.resolve_overrides();
@@ -90,7 +91,10 @@ impl Harness {
 }
 
 pub fn token() -> String {
-    emulator::jwt::mint(&TestClaims::new(TENANT, "00000000-0000-0000-0000-0000000000aa"))
+    emulator::jwt::mint(&TestClaims::new(
+        TENANT,
+        "00000000-0000-0000-0000-0000000000aa",
+    ))
 }
 
 pub fn credential() -> Arc<dyn azure_core::credentials::TokenCredential> {
