@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use azure_core::credentials::TokenCredential;
-use azure_core::http::headers::{
-    HeaderName, RETRY_AFTER, RETRY_AFTER_MS, X_MS_RETRY_AFTER_MS,
-};
+use azure_core::http::headers::{HeaderName, RETRY_AFTER, RETRY_AFTER_MS, X_MS_RETRY_AFTER_MS};
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
 use azure_core::http::policies::{Policy, RetryHeaders, RetryPolicy};
 use azure_core::http::{
@@ -29,8 +27,8 @@ use crate::access::Permission;
 use crate::aks::{CredentialResults, ManagedCluster};
 use crate::bastion::BastionHost;
 use crate::credential::Cloud;
-use crate::network::{PublicIpAddress, VirtualNetwork, VirtualNetworkLink};
 use crate::error::{ArmError, ServiceError, excerpt, parse_error_body};
+use crate::network::{PublicIpAddress, VirtualNetwork, VirtualNetworkLink};
 use crate::resource_id::ResourceId;
 use crate::transport::HyperTransport;
 
@@ -366,7 +364,10 @@ impl ArmClient {
         cluster: &ResourceId,
         server_fqdn: Option<&str>,
     ) -> Result<CredentialResults, ArmError> {
-        let query: Vec<(&str, &str)> = server_fqdn.map(|f| ("server-fqdn", f)).into_iter().collect();
+        let query: Vec<(&str, &str)> = server_fqdn
+            .map(|f| ("server-fqdn", f))
+            .into_iter()
+            .collect();
         self.post_action(
             &format!("{cluster}/listClusterUserCredential"),
             api_version::MANAGED_CLUSTERS,
@@ -382,7 +383,10 @@ impl ArmClient {
         cluster: &ResourceId,
         server_fqdn: Option<&str>,
     ) -> Result<CredentialResults, ArmError> {
-        let query: Vec<(&str, &str)> = server_fqdn.map(|f| ("server-fqdn", f)).into_iter().collect();
+        let query: Vec<(&str, &str)> = server_fqdn
+            .map(|f| ("server-fqdn", f))
+            .into_iter()
+            .collect();
         self.post_action(
             &format!("{cluster}/listClusterAdminCredential"),
             api_version::MANAGED_CLUSTERS,
@@ -412,15 +416,13 @@ impl ArmClient {
 
     /// A public IP address by id.
     pub async fn get_public_ip(&self, id: &ResourceId) -> Result<PublicIpAddress, ArmError> {
-        self.get(id.as_str(), api_version::PUBLIC_IP_ADDRESSES).await
+        self.get(id.as_str(), api_version::PUBLIC_IP_ADDRESSES)
+            .await
     }
 
     /// The caller's effective permissions at a resource or resource-group scope (one entry per
     /// role assignment at or above the scope).
-    pub async fn permissions(
-        &self,
-        scope: &ResourceId,
-    ) -> Result<Vec<Permission>, ArmError> {
+    pub async fn permissions(&self, scope: &ResourceId) -> Result<Vec<Permission>, ArmError> {
         self.list(
             &format!("{scope}/providers/Microsoft.Authorization/permissions"),
             api_version::PERMISSIONS,
@@ -472,9 +474,8 @@ impl ArmClient {
         } else if text.starts_with('/') {
             let base = self.endpoint.as_str().trim_end_matches('/');
             let path = normalise_path(text);
-            Url::parse(&format!("{base}{path}")).map_err(|e| {
-                ArmError::InvalidArgument(format!("bad ARM path {text:?}: {e}"))
-            })?
+            Url::parse(&format!("{base}{path}"))
+                .map_err(|e| ArmError::InvalidArgument(format!("bad ARM path {text:?}: {e}")))?
         } else {
             return Err(ArmError::InvalidArgument(format!(
                 "an ARM path or resource id must start with '/': {text:?}"
@@ -501,10 +502,13 @@ impl ArmClient {
         } else {
             Url::parse(next)
         }
-        .map_err(|e| ArmError::InvalidArgument(format!("ARM returned a bad nextLink {next:?}: {e}")))?;
+        .map_err(|e| {
+            ArmError::InvalidArgument(format!("ARM returned a bad nextLink {next:?}: {e}"))
+        })?;
         self.check_same_origin(&url)?;
         if !url.query_pairs().any(|(k, _)| k == "api-version") {
-            url.query_pairs_mut().append_pair("api-version", api_version);
+            url.query_pairs_mut()
+                .append_pair("api-version", api_version);
         }
         Ok(url)
     }
@@ -555,7 +559,9 @@ impl ArmClient {
                 path = url.path(),
                 status = u16::from(status),
                 request_id = request_id.as_deref().unwrap_or(""),
-                correlation_id = header(&response, "x-ms-correlation-request-id").as_deref().unwrap_or(""),
+                correlation_id = header(&response, "x-ms-correlation-request-id")
+                    .as_deref()
+                    .unwrap_or(""),
                 client_request_id = client_request_id.as_str(),
                 "ARM call"
             );
@@ -698,8 +704,13 @@ fn to_time(d: Duration) -> azure_core::time::Duration {
 
 #[async_trait::async_trait]
 impl RetryPolicy for ArmRetryPolicy {
-    fn is_expired(&self, duration_since_start: azure_core::time::Duration, retry_count: u32) -> bool {
-        retry_count >= self.config.max_retries || duration_since_start >= to_time(self.config.max_total)
+    fn is_expired(
+        &self,
+        duration_since_start: azure_core::time::Duration,
+        retry_count: u32,
+    ) -> bool {
+        retry_count >= self.config.max_retries
+            || duration_since_start >= to_time(self.config.max_total)
     }
 
     fn retry_headers(&self) -> Option<&RetryHeaders> {
@@ -721,7 +732,11 @@ impl RetryPolicy for ArmRetryPolicy {
                 .min(self.config.max_retry_after),
             None => self.backoff(retry_count),
         };
-        tracing::debug!(retry_count, wait_ms = wait.as_millis() as u64, "retrying ARM request");
+        tracing::debug!(
+            retry_count,
+            wait_ms = wait.as_millis() as u64,
+            "retrying ARM request"
+        );
         tokio::time::sleep(wait).await;
     }
 }
@@ -733,7 +748,9 @@ mod tests {
     #[test]
     fn double_slashes_and_trailing_slash_are_normalised() {
         assert_eq!(
-            normalise_path("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network//bastionHosts/b/"),
+            normalise_path(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network//bastionHosts/b/"
+            ),
             "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/bastionHosts/b"
         );
         assert_eq!(normalise_path("/"), "/");
@@ -744,7 +761,10 @@ mod tests {
         let p = ArmRetryPolicy::new(RetryConfig::default());
         for (count, secs) in [(1u32, 1.0f64), (2, 2.0), (3, 4.0)] {
             let d = p.backoff(count).as_secs_f64();
-            assert!(d >= secs * 0.75 - 1e-9 && d <= secs * 1.25 + 1e-9, "{count}: {d}");
+            assert!(
+                d >= secs * 0.75 - 1e-9 && d <= secs * 1.25 + 1e-9,
+                "{count}: {d}"
+            );
         }
         assert!(p.backoff(30) <= Duration::from_secs(8));
         assert!(p.is_expired(azure_core::time::Duration::ZERO, 3));
@@ -761,7 +781,11 @@ mod tests {
     fn urls_carry_the_api_version_and_query() {
         let c = client("https://arm.test:8443/");
         let u = c
-            .url("/subscriptions/s/x", "2024-05-01", &[("server-fqdn", "public")])
+            .url(
+                "/subscriptions/s/x",
+                "2024-05-01",
+                &[("server-fqdn", "public")],
+            )
             .unwrap();
         assert_eq!(
             u.as_str(),
@@ -774,13 +798,56 @@ mod tests {
     fn next_links_are_followed_verbatim_on_the_arm_host_only() {
         let c = client("https://arm.test:8443/");
         let u = c
-            .next_link("https://ARM.test:8443/subscriptions/s/x?api-version=1&$skiptoken=abc", "2")
+            .next_link(
+                "https://ARM.test:8443/subscriptions/s/x?api-version=1&$skiptoken=abc",
+                "2",
+            )
             .unwrap();
         assert_eq!(u.query(), Some("api-version=1&$skiptoken=abc"));
-        let u = c.next_link("https://arm.test:8443/p?$skiptoken=a", "2").unwrap();
+        let u = c
+            .next_link("https://arm.test:8443/p?$skiptoken=a", "2")
+            .unwrap();
         assert_eq!(u.query(), Some("$skiptoken=a&api-version=2"));
         assert!(c.next_link("https://evil.test/p", "2").is_err());
         assert!(c.next_link("https://arm.test:9999/p", "2").is_err());
+    }
+
+    #[derive(Debug)]
+    struct NotSignedIn;
+
+    #[async_trait::async_trait]
+    impl TokenCredential for NotSignedIn {
+        async fn get_token(
+            &self,
+            _: &[&str],
+            _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+            Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                "Please run 'az login' to setup account.",
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn credential_failures_are_credential_errors_naming_the_scope() {
+        let cloud = Cloud::custom(Url::parse("https://arm.test:1/").unwrap());
+        let config = ArmClientConfig {
+            retry: RetryConfig::none(),
+            ..ArmClientConfig::for_cloud(cloud)
+        };
+        let arm = ArmClient::new(config, Arc::new(NotSignedIn)).unwrap();
+        let err = arm
+            .get::<serde_json::Value>("/subscriptions/s", "2022-12-01")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ArmError::Credential { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("https://management.azure.com/.default"),
+            "{text}"
+        );
+        assert!(text.contains("az login"), "{text}");
     }
 
     #[test]

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{Secret, TokenCredential};
-use bastion_core::token::StaticTokenCredential;
 use azure_core::http::{ClientOptions, HttpClient, Transport};
 use azure_identity::{
     AzureCliCredential, AzureCliCredentialOptions, ClientAssertionCredentialOptions,
@@ -16,6 +15,7 @@ use azure_identity::{
     ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
     WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
+use bastion_core::token::StaticTokenCredential;
 use url::Url;
 
 use crate::error::ArmError;
@@ -97,7 +97,9 @@ impl Cloud {
     pub fn cli_scope(&self) -> String {
         match self {
             Cloud::AzureCloud => "https://management.core.windows.net//.default".into(),
-            Cloud::AzureUSGovernment => "https://management.core.usgovcloudapi.net//.default".into(),
+            Cloud::AzureUSGovernment => {
+                "https://management.core.usgovcloudapi.net//.default".into()
+            }
             Cloud::AzureChinaCloud => "https://management.core.chinacloudapi.cn//.default".into(),
             Cloud::Custom { scope, .. } => scope.clone(),
         }
@@ -231,8 +233,9 @@ fn build_with_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Arc<dyn TokenCredential>, ArmError> {
     let credential: Arc<dyn TokenCredential> = match kind {
-        CredentialKind::DeveloperTools => DeveloperToolsCredential::new(None)
-            .map_err(|e| identity_error("developer tools", e))?,
+        CredentialKind::DeveloperTools => {
+            DeveloperToolsCredential::new(None).map_err(|e| identity_error("developer tools", e))?
+        }
         CredentialKind::AzureCli { tenant_id } => {
             AzureCliCredential::new(Some(AzureCliCredentialOptions {
                 tenant_id: tenant_id.clone(),
@@ -349,7 +352,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("AZURE_CLIENT_ID, AZURE_CLIENT_SECRET"), "{err}");
+        assert!(
+            err.contains("AZURE_CLIENT_ID, AZURE_CLIENT_SECRET"),
+            "{err}"
+        );
         assert!(err.contains("missing: AZURE_CLIENT_ID"), "{err}");
     }
 

@@ -409,7 +409,10 @@ mod tests {
         assert_eq!(p.code, None);
         assert_eq!(p.message, "<html>Bad gateway</html>");
         let long = "x".repeat(1000);
-        assert_eq!(parse_error_body(long.as_bytes()).message.chars().count(), 201);
+        assert_eq!(
+            parse_error_body(long.as_bytes()).message.chars().count(),
+            201
+        );
     }
 
     #[test]
@@ -430,11 +433,23 @@ mod tests {
 
     #[test]
     fn predicates_follow_status_and_code() {
-        let e = service(403, r#"{"error":{"code":"AuthorizationFailed","message":"m"}}"#, "/x");
+        let e = service(
+            403,
+            r#"{"error":{"code":"AuthorizationFailed","message":"m"}}"#,
+            "/x",
+        );
         assert!(e.is_authorization_failed());
-        let e = service(429, r#"{"error":{"code":"TooManyRequests","message":"m"}}"#, "/x");
+        let e = service(
+            429,
+            r#"{"error":{"code":"TooManyRequests","message":"m"}}"#,
+            "/x",
+        );
         assert!(e.is_throttled());
-        let e = service(401, r#"{"code":"ExpiredAuthenticationToken","message":"m"}"#, "/x");
+        let e = service(
+            401,
+            r#"{"code":"ExpiredAuthenticationToken","message":"m"}"#,
+            "/x",
+        );
         assert!(e.is_authentication_failed() && e.is_token_expired());
         let e = service(
             400,

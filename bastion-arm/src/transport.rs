@@ -1,8 +1,8 @@
 //! azure_core's [`HttpClient`] over bastion-core's hyper + rustls client, so ARM calls and
 //! Entra ID token requests share the one TLS stack of the workspace (no reqwest).
 //!
-//! Connection failures and timeouts become [`ErrorKind::Io`], which the pipeline's retry policy
-//! retries; HTTP error statuses are returned as responses for the pipeline to judge.
+//! Connection failures, resets and timeouts become [`ErrorKind::Connection`] / [`ErrorKind::Io`],
+//! which the pipeline's retry policy retries; HTTP error statuses are returned as responses for the pipeline to judge.
 
 use azure_core::error::ErrorKind;
 use azure_core::http::headers::{HeaderName, HeaderValue, Headers};
@@ -77,8 +77,11 @@ fn from_http_response(response: http::Response<Bytes>) -> AsyncRawResponse {
 }
 
 fn transport_error(error: bastion_core::Error) -> azure_core::Error {
+    // Both kinds are retried by the pipeline; ARM calls are reads, so a request that may have
+    // reached the server is safe to send again.
     let kind = match &error {
-        bastion_core::Error::Connect { .. }
+        bastion_core::Error::Connect { .. } => ErrorKind::Connection,
+        bastion_core::Error::Transport { .. }
         | bastion_core::Error::Timeout { .. }
         | bastion_core::Error::Io(_) => ErrorKind::Io,
         _ => ErrorKind::Other,
@@ -139,6 +142,11 @@ mod tests {
         let e = transport_error(bastion_core::Error::Connect {
             endpoint: "arm.test:443".into(),
             cause: "refused".into(),
+        });
+        assert_eq!(e.kind(), &ErrorKind::Connection);
+        let e = transport_error(bastion_core::Error::Transport {
+            endpoint: "arm.test:443".into(),
+            cause: "reset".into(),
         });
         assert_eq!(e.kind(), &ErrorKind::Io);
     }

@@ -16,11 +16,20 @@ async fn reader_elsewhere_is_refused_with_action_and_scope() {
     assert_eq!(err.code(), Some("AuthorizationFailed"));
     let message = err.message().unwrap();
     assert!(message.contains("bob@contoso.test"), "{message}");
-    assert!(message.contains("'Microsoft.Network/bastionHosts/read'"), "{message}");
-    assert!(message.contains(&format!("over scope '{}'", bastion_id("bastion-1"))), "{message}");
+    assert!(
+        message.contains("'Microsoft.Network/bastionHosts/read'"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("over scope '{}'", bastion_id("bastion-1"))),
+        "{message}"
+    );
     // The rendered error keeps ARM's message and says what to do.
     let text = err.to_string();
-    assert!(text.contains("Microsoft.Network/bastionHosts/read"), "{text}");
+    assert!(
+        text.contains("Microsoft.Network/bastionHosts/read"),
+        "{text}"
+    );
     assert!(text.contains("role assignment"), "{text}");
 }
 
@@ -36,12 +45,16 @@ async fn reader_may_read_but_not_list_credentials() {
         .unwrap_err();
     assert!(err.is_authorization_failed());
     assert!(
-        err.message()
-            .unwrap()
-            .contains("Microsoft.ContainerService/managedClusters/listClusterUserCredential/action")
+        err.message().unwrap().contains(
+            "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action"
+        )
     );
     // Listing needs read on the resource group: Bob has it on aks-rg, not on hub-rg.
     let err = arm.list_bastions_in_group(SUB, "hub-rg").await.unwrap_err();
     assert!(err.is_authorization_failed());
-    assert!(err.message().unwrap().contains(&format!("/subscriptions/{SUB}/resourceGroups/hub-rg'")));
+    assert!(
+        err.message()
+            .unwrap()
+            .contains(&format!("/subscriptions/{SUB}/resourceGroups/hub-rg'"))
+    );
 }

@@ -24,13 +24,24 @@ async fn bare_error_objects_are_parsed_like_wrapped_ones() {
     let emu = start().await;
     emu.set_bare_errors(true);
     let arm = client(&emu, ALICE);
-    let err = arm.get_bastion(&id(&bastion_id("missing"))).await.unwrap_err();
+    let err = arm
+        .get_bastion(&id(&bastion_id("missing")))
+        .await
+        .unwrap_err();
     assert!(err.is_not_found());
     assert_eq!(err.code(), Some("ResourceNotFound"));
     assert!(err.message().unwrap().contains("was not found"));
 
-    emu.inject(Fault::error("/bastionhosts/bastion-1", 409, "Conflict", "Another operation is in progress."));
-    let err = arm.get_bastion(&id(&bastion_id("bastion-1"))).await.unwrap_err();
+    emu.inject(Fault::error(
+        "/bastionhosts/bastion-1",
+        409,
+        "Conflict",
+        "Another operation is in progress.",
+    ));
+    let err = arm
+        .get_bastion(&id(&bastion_id("bastion-1")))
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(409));
     assert_eq!(err.code(), Some("Conflict"));
     assert_eq!(err.message(), Some("Another operation is in progress."));

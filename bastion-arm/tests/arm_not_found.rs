@@ -9,14 +9,14 @@ use common::*;
 async fn missing_bastion_is_resource_not_found_with_the_id_and_subscription() {
     let emu = start().await;
     let arm = client(&emu, ALICE);
-    let err = arm
-        .get_bastion(&id(&bastion_id("nope")))
-        .await
-        .unwrap_err();
+    let err = arm.get_bastion(&id(&bastion_id("nope"))).await.unwrap_err();
     assert!(err.is_not_found(), "{err}");
     assert_eq!(err.status(), Some(404));
     assert_eq!(err.code(), Some("ResourceNotFound"));
-    assert!(err.message().unwrap().contains("bastionHosts/nope"), "{err}");
+    assert!(
+        err.message().unwrap().contains("bastionHosts/nope"),
+        "{err}"
+    );
     let text = err.to_string();
     assert!(text.contains(&bastion_id("nope")), "{text}");
     assert!(text.contains(SUB), "{text}");
@@ -52,7 +52,9 @@ async fn ids_match_case_insensitively_and_come_back_as_stored() {
         .unwrap();
     assert_eq!(cluster.id.as_str(), CLUSTER);
     let bastion = arm
-        .get_bastion(&id(&bastion_id("BASTION-1").replace("resourceGroups", "RESOURCEGROUPS")))
+        .get_bastion(&id(
+            &bastion_id("BASTION-1").replace("resourceGroups", "RESOURCEGROUPS")
+        ))
         .await
         .unwrap();
     assert_eq!(bastion.id.as_str(), bastion_id("bastion-1"));

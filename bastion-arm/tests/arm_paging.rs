@@ -19,12 +19,24 @@ async fn list_follows_next_link_across_pages() {
     let arm = client(&emu, ALICE);
     let bastions = arm.list_bastions_in_group(SUB, "hub-rg").await.unwrap();
     let names: Vec<&str> = bastions.iter().map(|b| b.name.as_str()).collect();
-    assert_eq!(names, ["bastion-1", "bastion-2", "bastion-3", "bastion-4", "bastion-5"]);
+    assert_eq!(
+        names,
+        [
+            "bastion-1",
+            "bastion-2",
+            "bastion-3",
+            "bastion-4",
+            "bastion-5"
+        ]
+    );
     let log = emu.requests();
     assert_eq!(log.len(), 3);
     assert!(!log[0].query.contains("skiptoken"));
     assert!(log[1].query.contains("%24skiptoken=") || log[1].query.contains("$skiptoken="));
-    assert!(log.iter().all(|r| r.api_version.as_deref() == Some("2024-05-01")));
+    assert!(
+        log.iter()
+            .all(|r| r.api_version.as_deref() == Some("2024-05-01"))
+    );
 
     // Subscription-wide lists page the same way.
     emu.clear_requests();

@@ -41,7 +41,10 @@ async fn a_dropped_connection_is_retried() {
     let emu = start().await;
     emu.inject(Fault::reset_connection("/bastionhosts/bastion-2").times(1));
     let arm = client(&emu, ALICE);
-    let bastion = arm.get_bastion(&id(&bastion_id("bastion-2"))).await.unwrap();
+    let bastion = arm
+        .get_bastion(&id(&bastion_id("bastion-2")))
+        .await
+        .unwrap();
     assert_eq!(bastion.name, "bastion-2");
     let statuses: Vec<u16> = emu.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [0, 200]);
@@ -51,6 +54,9 @@ async fn a_dropped_connection_is_retried() {
 async fn client_errors_are_not_retried() {
     let emu = start().await;
     let arm = client(&emu, BOB);
-    let _ = arm.get_bastion(&id(&bastion_id("bastion-1"))).await.unwrap_err();
+    let _ = arm
+        .get_bastion(&id(&bastion_id("bastion-1")))
+        .await
+        .unwrap_err();
     assert_eq!(emu.requests().len(), 1);
 }

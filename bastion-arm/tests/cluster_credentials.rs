@@ -11,7 +11,10 @@ use common::*;
 async fn user_credentials_point_at_the_private_fqdn() {
     let emu = start().await;
     let arm = client(&emu, ALICE);
-    let creds = arm.list_cluster_user_credential(&id(CLUSTER), None).await.unwrap();
+    let creds = arm
+        .list_cluster_user_credential(&id(CLUSTER), None)
+        .await
+        .unwrap();
     assert_eq!(creds.kubeconfigs[0].name, "clusterUser");
     let yaml = creds.decode_first().unwrap();
     let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml).unwrap();
@@ -24,7 +27,9 @@ async fn user_credentials_point_at_the_private_fqdn() {
         .decode(cluster["certificate-authority-data"].as_str().unwrap())
         .unwrap();
     assert_eq!(String::from_utf8(ca).unwrap(), emu.ca_pem());
-    let access = emu.with_fixtures(|f| f.cluster_access(&id(CLUSTER)).cloned()).unwrap();
+    let access = emu
+        .with_fixtures(|f| f.cluster_access(&id(CLUSTER)).cloned())
+        .unwrap();
     assert_eq!(
         config["users"][0]["user"]["token"].as_str().unwrap(),
         access.user_token
@@ -46,7 +51,10 @@ async fn server_fqdn_public_gives_the_public_fqdn() {
         .unwrap()
         .decode_first()
         .unwrap();
-    assert!(yaml.contains(&format!("server: https://{PUBLIC_FQDN}:443")), "{yaml}");
+    assert!(
+        yaml.contains(&format!("server: https://{PUBLIC_FQDN}:443")),
+        "{yaml}"
+    );
     assert!(emu.requests()[0].query.contains("server-fqdn=public"));
 }
 

@@ -33,8 +33,14 @@ async fn expired_token_is_refused_and_the_client_says_so() {
 
     emu.clear_requests();
     let arm = client_with_token(&emu, expired);
-    let err = arm.get_bastion(&id(&bastion_id("bastion-1"))).await.unwrap_err();
-    assert!(err.is_authentication_failed() && err.is_token_expired(), "{err}");
+    let err = arm
+        .get_bastion(&id(&bastion_id("bastion-1")))
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_authentication_failed() && err.is_token_expired(),
+        "{err}"
+    );
     assert!(err.to_string().contains("sign in again"), "{err}");
     // One refresh attempt, then the error.
     assert_eq!(emu.requests().len(), 2);
@@ -44,7 +50,10 @@ async fn expired_token_is_refused_and_the_client_says_so() {
 async fn token_from_another_tenant_is_refused() {
     let emu = start().await;
     let arm = client_with_token(&emu, token(OTHER_TENANT, ALICE));
-    let err = arm.get_bastion(&id(&bastion_id("bastion-1"))).await.unwrap_err();
+    let err = arm
+        .get_bastion(&id(&bastion_id("bastion-1")))
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(401));
     assert_eq!(err.code(), Some("InvalidAuthenticationTokenTenant"));
     assert!(err.message().unwrap().contains(TENANT));

@@ -23,7 +23,10 @@ async fn get(
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
-    let resp = client.send(req.body(bytes::Bytes::new()).unwrap()).await.unwrap();
+    let resp = client
+        .send(req.body(bytes::Bytes::new()).unwrap())
+        .await
+        .unwrap();
     (
         resp.status().as_u16(),
         serde_json::from_slice(resp.body()).unwrap(),
@@ -54,24 +57,58 @@ async fn lists_tables_and_authentication() {
     let (status, body) = get(&client, port, "/api/v1/nodes", None, "application/json").await;
     assert_eq!(status, 401);
     assert_eq!(body["reason"], "Unauthorized");
-    let (status, _) = get(&client, port, "/api/v1/nodes", Some("wrong"), "application/json").await;
+    let (status, _) = get(
+        &client,
+        port,
+        "/api/v1/nodes",
+        Some("wrong"),
+        "application/json",
+    )
+    .await;
     assert_eq!(status, 401);
 
-    let (status, body) = get(&client, port, "/api/v1/nodes", Some("user-token"), "application/json").await;
+    let (status, body) = get(
+        &client,
+        port,
+        "/api/v1/nodes",
+        Some("user-token"),
+        "application/json",
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["kind"], "NodeList");
     assert_eq!(body["items"].as_array().unwrap().len(), 3);
 
     let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-    let (status, body) = get(&client, port, "/api/v1/namespaces/kube-system/pods?limit=500", Some("user-token"), table).await;
+    let (status, body) = get(
+        &client,
+        port,
+        "/api/v1/namespaces/kube-system/pods?limit=500",
+        Some("user-token"),
+        table,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["kind"], "Table");
     assert_eq!(body["columnDefinitions"][0]["name"], "Name");
     assert_eq!(body["rows"].as_array().unwrap().len(), 3);
     assert_eq!(body["rows"][0]["object"]["kind"], "PartialObjectMetadata");
 
-    let (_, body) = get(&client, port, "/api/v1", Some("user-token"), "application/json").await;
-    assert!(body["resources"].as_array().unwrap().iter().any(|r| r["name"] == "pods"));
+    let (_, body) = get(
+        &client,
+        port,
+        "/api/v1",
+        Some("user-token"),
+        "application/json",
+    )
+    .await;
+    assert!(
+        body["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "pods")
+    );
 
     let log = kube.requests();
     assert_eq!(log.len(), 5);

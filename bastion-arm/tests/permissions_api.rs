@@ -34,7 +34,12 @@ async fn permissions_at_resource_and_group_scope() {
         .unwrap();
     assert!(at_hub.is_empty());
     // Enforcement agrees with the API.
-    assert!(arm.list_bastions_in_group(SUB, "hub-rg").await.unwrap_err().is_authorization_failed());
+    assert!(
+        arm.list_bastions_in_group(SUB, "hub-rg")
+            .await
+            .unwrap_err()
+            .is_authorization_failed()
+    );
 }
 
 #[tokio::test]

@@ -92,6 +92,28 @@ impl Context {
         })
     }
 
+    /// A context for an emulated cloud: its ARM endpoint, CA, resolve overrides and a token.
+    pub fn for_emulator(
+        out: Output,
+        arm_endpoint: Url,
+        ca_pem: String,
+        resolve: Vec<(String, IpAddr)>,
+        token: String,
+    ) -> Self {
+        Self {
+            out,
+            cloud: Cloud::custom(arm_endpoint),
+            ca_pem: Some(ca_pem.into_bytes()),
+            resolve,
+            auth: AuthMethod::Token,
+            token: Some(token),
+            tenant: None,
+            identity_client_id: None,
+            transport: OnceLock::new(),
+            credential: OnceLock::new(),
+        }
+    }
+
     /// The token scope for ARM and the Bastion's `aztoken`.
     pub fn scope(&self) -> String {
         self.cloud.scope()

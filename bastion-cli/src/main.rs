@@ -8,6 +8,7 @@ mod exit;
 mod output;
 mod signals;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -63,11 +64,11 @@ async fn run(cli: Cli, out: Output) -> CliResult<Outcome> {
         Command::Tunnel(args) => commands::tunnel::run(&ctx, args).await,
         Command::Proxy(args) => commands::proxy::run(&ctx, args).await,
         Command::Ssh(args) => commands::ssh::run(&ctx, args).await,
-        Command::Aks(_args) => commands::aks::run(&ctx).await,
-        Command::Check(CheckCommand::Aks(_args)) => commands::check::run(&ctx).await,
-        Command::Check(CheckCommand::Tunnel(_args)) => commands::check::run(&ctx).await,
-        Command::Emulate(_args) => commands::emulate::run(&ctx).await,
-        Command::Demo(_args) => commands::demo::run(&ctx).await,
+        Command::Aks(args) => commands::aks::run(&ctx, args).await,
+        Command::Check(CheckCommand::Aks(args)) => commands::check::run_aks(&ctx, args).await,
+        Command::Check(CheckCommand::Tunnel(args)) => commands::check::run_tunnel(&ctx, args).await,
+        Command::Emulate(args) => commands::emulate::run(&ctx, args).await,
+        Command::Demo(args) => commands::demo::run(&ctx, args).await,
         Command::Completions(args) => commands::completions::run(args),
     }
 }
@@ -83,10 +84,12 @@ fn init_tracing(verbose: u8, quiet: bool) {
         (false, _) => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(verbose > 0)
+        .with_ansi(ansi)
         .try_init();
 }
 

@@ -2,7 +2,7 @@
 //! object per result or event, one per line, on stdout).
 
 use std::io::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -94,6 +94,42 @@ impl Output {
             }));
         }
         eprintln!("error: {err}");
+    }
+}
+
+/// A step of a multi-step command (`aks`, `demo`): started now, reported with its duration.
+#[derive(Debug)]
+pub struct Step {
+    out: Output,
+    name: &'static str,
+    started: Instant,
+}
+
+impl Output {
+    /// Starts timing a step.
+    pub fn step(&self, name: &'static str) -> Step {
+        Step {
+            out: *self,
+            name,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Step {
+    /// Reports the step as done: `✓ <detail>  (<duration>)`.
+    pub fn done(self, detail: impl AsRef<str>) -> Duration {
+        let took = self.started.elapsed();
+        self.out.event(
+            format!("✓ {}  ({})", detail.as_ref(), duration(took)),
+            json!({
+                "event": "step",
+                "step": self.name,
+                "detail": detail.as_ref(),
+                "duration_ms": took.as_millis() as u64,
+            }),
+        );
+        took
     }
 }
 

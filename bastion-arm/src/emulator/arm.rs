@@ -124,11 +124,10 @@ impl ArmEmulator {
         fixtures: Fixtures,
         config: ArmEmulatorConfig,
     ) -> Result<ArmEmulator, EmulatorError> {
-        let host = config
-            .host_names
-            .first()
-            .cloned()
-            .ok_or_else(|| EmulatorError::Config("the ARM emulator needs a host name".into()))?;
+        let host =
+            config.host_names.first().cloned().ok_or_else(|| {
+                EmulatorError::Config("the ARM emulator needs a host name".into())
+            })?;
         let tls = ca.server_config(&config.host_names)?;
         let listener = TcpListener::bind(config.bind).await?;
         let port = listener.local_addr()?.port();
@@ -389,7 +388,11 @@ fn parse_route(method: &str, segs: &[String], api_version: &str) -> Result<Route
             scope: join_id(&segs[..n - 3])?,
         });
     }
-    let p = if n >= 4 && lc[2] == "resourcegroups" { 4 } else { 2 };
+    let p = if n >= 4 && lc[2] == "resourcegroups" {
+        4
+    } else {
+        2
+    };
     if n <= p + 1 || lc[p] != "providers" {
         return Err(unsupported());
     }
@@ -398,14 +401,18 @@ fn parse_route(method: &str, segs: &[String], api_version: &str) -> Result<Route
     let mut action = None;
     if method == "POST" {
         action = rest.pop().map(|a| a.to_ascii_lowercase());
-        if rest.is_empty() || rest.len() % 2 != 0 {
+        if rest.is_empty() || !rest.len().is_multiple_of(2) {
             return Err(write_refused(method));
         }
     }
     if rest.is_empty() {
         return Err(unsupported());
     }
-    let types: Vec<String> = rest.iter().step_by(2).map(|t| t.to_ascii_lowercase()).collect();
+    let types: Vec<String> = rest
+        .iter()
+        .step_by(2)
+        .map(|t| t.to_ascii_lowercase())
+        .collect();
     let key = format!("{}/{}", ns.to_ascii_lowercase(), types.join("/"));
     let ty = TYPES
         .iter()
@@ -426,7 +433,7 @@ fn parse_route(method: &str, segs: &[String], api_version: &str) -> Result<Route
             kind,
         });
     }
-    if rest.len() % 2 == 0 {
+    if rest.len().is_multiple_of(2) {
         Ok(Route::Get {
             id: join_id(segs)?,
             ty,
@@ -459,12 +466,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -492,7 +500,10 @@ fn decode_skip(token: &str) -> Option<usize> {
 fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }
 
@@ -521,7 +532,9 @@ fn authenticate(headers: &http::HeaderMap) -> Result<TestClaims, Fail> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let token = match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             token.trim()
         }
         _ => {
@@ -614,7 +627,11 @@ impl ArmState {
                 self.reset();
                 json_response(200, &json!({ "reset": true }))
             }
-            _ => self.error(Fail(404, "NotFound", format!("no emulator control route {path}"))),
+            _ => self.error(Fail(
+                404,
+                "NotFound",
+                format!("no emulator control route {path}"),
+            )),
         }
     }
 
@@ -658,7 +675,9 @@ impl ArmState {
             api_version: incoming.param("api-version").map(str::to_owned),
             principal,
             subscription: match incoming.segs.as_slice() {
-                [first, sub, ..] if first.eq_ignore_ascii_case("subscriptions") => Some(sub.clone()),
+                [first, sub, ..] if first.eq_ignore_ascii_case("subscriptions") => {
+                    Some(sub.clone())
+                }
                 _ => None,
             },
             status: 0,
@@ -684,7 +703,8 @@ impl ArmState {
         response.map(|mut r| {
             let headers = r.headers_mut();
             for name in ["x-ms-request-id", "x-ms-correlation-request-id"] {
-                if let Ok(v) = http::HeaderValue::from_str(&azure_core::Uuid::new_v4().to_string()) {
+                if let Ok(v) = http::HeaderValue::from_str(&azure_core::Uuid::new_v4().to_string())
+                {
                     headers.insert(name, v);
                 }
             }
@@ -779,22 +799,22 @@ impl ArmState {
                 Some(cluster),
             ),
         };
-        if let (Some(action), Some(scope)) = (action, scope) {
-            if !fixtures.is_allowed(&claims.oid, &action, scope) {
-                let client = fixtures
-                    .find_principal(&claims.oid)
-                    .and_then(|p| p.upn.clone())
-                    .or_else(|| claims.upn.clone())
-                    .unwrap_or_else(|| claims.oid.clone());
-                return Err(Fail(
-                    403,
-                    "AuthorizationFailed",
-                    format!(
-                        "The client '{client}' with object id '{}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.",
-                        claims.oid
-                    ),
-                ));
-            }
+        if let (Some(action), Some(scope)) = (action, scope)
+            && !fixtures.is_allowed(&claims.oid, &action, scope)
+        {
+            let client = fixtures
+                .find_principal(&claims.oid)
+                .and_then(|p| p.upn.clone())
+                .or_else(|| claims.upn.clone())
+                .unwrap_or_else(|| claims.oid.clone());
+            return Err(Fail(
+                403,
+                "AuthorizationFailed",
+                format!(
+                    "The client '{client}' with object id '{}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+                    claims.oid
+                ),
+            ));
         }
 
         match route {
@@ -824,7 +844,9 @@ impl ArmState {
                     .resources()
                     .filter(|(id, _)| id.is_type(ty.canonical))
                     .filter(|(id, _)| match parent.scope() {
-                        Scope::Subscription => id.subscription().eq_ignore_ascii_case(parent.subscription()),
+                        Scope::Subscription => id
+                            .subscription()
+                            .eq_ignore_ascii_case(parent.subscription()),
                         _ => id.parent().as_ref() == Some(&parent),
                     })
                     .map(|(_, doc)| doc.clone())
@@ -847,10 +869,15 @@ impl ArmState {
                     ));
                 }
                 let access = fixtures.cluster_access(&cluster).ok_or_else(|| {
-                    Fail(500, "InternalServerError", "the emulator fixture has no credentials for this cluster".into())
+                    Fail(
+                        500,
+                        "InternalServerError",
+                        "the emulator fixture has no credentials for this cluster".into(),
+                    )
                 })?;
-                let yaml = kubeconfig_for(doc, access, kind, inc.param("server-fqdn"), &self.ca_pem)
-                    .map_err(|e| Fail(400, "BadRequest", e.0))?;
+                let yaml =
+                    kubeconfig_for(doc, access, kind, inc.param("server-fqdn"), &self.ca_pem)
+                        .map_err(|e| Fail(400, "BadRequest", e.0))?;
                 let name = match kind {
                     CredentialKind::User => "clusterUser",
                     CredentialKind::Admin => "clusterAdmin",
@@ -959,22 +986,50 @@ mod tests {
     use super::*;
 
     fn segs(p: &str) -> Vec<String> {
-        p.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        p.split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 
     #[test]
     fn routes_are_recognised_case_insensitively() {
-        let r = parse_route("GET", &segs("/SUBSCRIPTIONS/s/resourcegroups/rg/providers/microsoft.network/BASTIONHOSTS/b"), "v").unwrap();
-        assert!(matches!(r, Route::Get { ty, .. } if ty.canonical == "Microsoft.Network/bastionHosts"));
-        let r = parse_route("GET", &segs("/subscriptions/s/providers/Microsoft.Network/bastionHosts"), "v").unwrap();
+        let r = parse_route(
+            "GET",
+            &segs("/SUBSCRIPTIONS/s/resourcegroups/rg/providers/microsoft.network/BASTIONHOSTS/b"),
+            "v",
+        )
+        .unwrap();
+        assert!(
+            matches!(r, Route::Get { ty, .. } if ty.canonical == "Microsoft.Network/bastionHosts")
+        );
+        let r = parse_route(
+            "GET",
+            &segs("/subscriptions/s/providers/Microsoft.Network/bastionHosts"),
+            "v",
+        )
+        .unwrap();
         assert!(matches!(&r, Route::List { parent, .. } if parent.scope() == Scope::Subscription));
         let r = parse_route("GET", &segs("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/privateDnsZones/z.io/virtualNetworkLinks"), "v").unwrap();
         assert!(matches!(&r, Route::List { parent, .. } if parent.name() == "z.io"));
         let r = parse_route("POST", &segs("/subscriptions/s/resourcegroups/rg/providers/Microsoft.ContainerService/managedClusters/c/listClusterAdminCredential"), "v").unwrap();
-        assert!(matches!(r, Route::Credential { kind: CredentialKind::Admin, .. }));
+        assert!(matches!(
+            r,
+            Route::Credential {
+                kind: CredentialKind::Admin,
+                ..
+            }
+        ));
         let r = parse_route("GET", &segs("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/bastionHosts/b/providers/Microsoft.Authorization/permissions"), "v").unwrap();
         assert!(matches!(r, Route::Permissions { .. }));
-        let e = parse_route("GET", &segs("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"), "v").unwrap_err();
+        let e = parse_route(
+            "GET",
+            &segs(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm",
+            ),
+            "v",
+        )
+        .unwrap_err();
         assert_eq!(e.1, "InvalidResourceType");
         let e = parse_route("POST", &segs("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/bastionHosts/b/delete"), "v").unwrap_err();
         assert_eq!(e.0, 405);

@@ -126,7 +126,11 @@ impl Fault {
 
 /// Picks the faults for one request: the total latency of matching latency faults, and the first
 /// matching non-latency fault. Counted faults are used up.
-pub(crate) fn take(faults: &mut [Fault], method: &str, path_lower: &str) -> (Duration, Option<FaultKind>) {
+pub(crate) fn take(
+    faults: &mut [Fault],
+    method: &str,
+    path_lower: &str,
+) -> (Duration, Option<FaultKind>) {
     let mut delay = Duration::ZERO;
     let mut hit = None;
     for fault in faults.iter_mut() {

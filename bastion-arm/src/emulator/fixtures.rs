@@ -97,7 +97,8 @@ impl Fixtures {
 
     /// Adds (or re-homes) a subscription in `tenant`.
     pub fn subscription(&mut self, id: &str, tenant: &str) -> &mut Self {
-        self.subscriptions.retain(|s| !s.id.eq_ignore_ascii_case(id));
+        self.subscriptions
+            .retain(|s| !s.id.eq_ignore_ascii_case(id));
         self.subscriptions.push(Subscription {
             id: id.to_owned(),
             tenant: tenant.to_owned(),
@@ -106,7 +107,11 @@ impl Fixtures {
     }
 
     /// Adds a resource group (its subscription must be added separately).
-    pub fn resource_group(&mut self, subscription: &str, name: &str) -> Result<&mut Self, FixtureError> {
+    pub fn resource_group(
+        &mut self,
+        subscription: &str,
+        name: &str,
+    ) -> Result<&mut Self, FixtureError> {
         let id = ResourceId::for_resource_group(subscription, name)
             .map_err(|e| FixtureError(e.to_string()))?;
         if !self.resource_groups.contains(&id) {
@@ -124,15 +129,16 @@ impl Fixtures {
             .and_then(Value::as_str)
             .ok_or_else(|| FixtureError("a resource document needs a string \"id\"".into()))?;
         let id = ResourceId::parse(id_text).map_err(|e| FixtureError(e.to_string()))?;
-        if let Some(rg) = id.resource_group_id() {
-            if !self.resource_groups.contains(&rg) {
-                self.resource_groups.push(rg);
-            }
+        if let Some(rg) = id.resource_group_id()
+            && !self.resource_groups.contains(&rg)
+        {
+            self.resource_groups.push(rg);
         }
         if id.is_type("Microsoft.ContainerService/managedClusters")
             && self.cluster_access(&id).is_none()
         {
-            self.cluster_access.push((id.clone(), ClusterAccess::random()));
+            self.cluster_access
+                .push((id.clone(), ClusterAccess::random()));
         }
         match self.resources.iter_mut().find(|(k, _)| *k == id) {
             Some(slot) => slot.1 = doc,
@@ -372,7 +378,12 @@ mod tests {
     fn ids_match_case_insensitively_and_keep_their_text() {
         let mut f = Fixtures::new();
         f.resource(cluster(true)).unwrap();
-        let upper = ResourceId::parse(&CLUSTER.to_uppercase().replace("SUBSCRIPTIONS", "subscriptions")).unwrap();
+        let upper = ResourceId::parse(
+            &CLUSTER
+                .to_uppercase()
+                .replace("SUBSCRIPTIONS", "subscriptions"),
+        )
+        .unwrap();
         let doc = f.find(&upper).unwrap();
         assert_eq!(doc["id"], CLUSTER);
         assert!(f.has_resource_group(&ResourceId::for_resource_group("2222", "AKS-RG").unwrap()));
@@ -382,10 +393,18 @@ mod tests {
     #[test]
     fn assignments_apply_at_and_below_their_scope() {
         let mut f = Fixtures::new();
-        f.assign_role("alice", "/subscriptions/2222/resourceGroups/aks-rg", "Reader")
-            .unwrap();
+        f.assign_role(
+            "alice",
+            "/subscriptions/2222/resourceGroups/aks-rg",
+            "Reader",
+        )
+        .unwrap();
         let id = ResourceId::parse(CLUSTER).unwrap();
-        assert!(f.is_allowed("alice", "Microsoft.ContainerService/managedClusters/read", &id));
+        assert!(f.is_allowed(
+            "alice",
+            "Microsoft.ContainerService/managedClusters/read",
+            &id
+        ));
         assert!(!f.is_allowed(
             "alice",
             "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action",
@@ -399,15 +418,30 @@ mod tests {
     #[test]
     fn kubeconfig_server_follows_privacy_and_server_fqdn() {
         let access = ClusterAccess::random();
-        let private = kubeconfig_for(&cluster(true), &access, CredentialKind::User, None, "CA").unwrap();
-        assert!(private.contains("server: https://myaks.privatelink.test:443"), "{private}");
+        let private =
+            kubeconfig_for(&cluster(true), &access, CredentialKind::User, None, "CA").unwrap();
+        assert!(
+            private.contains("server: https://myaks.privatelink.test:443"),
+            "{private}"
+        );
         assert!(private.contains(&access.user_token));
         assert!(private.contains("clusterUser_aks-rg_myaks"));
-        let public = kubeconfig_for(&cluster(true), &access, CredentialKind::Admin, Some("public"), "CA").unwrap();
-        assert!(public.contains("server: https://myaks.hcp.test:443"), "{public}");
+        let public = kubeconfig_for(
+            &cluster(true),
+            &access,
+            CredentialKind::Admin,
+            Some("public"),
+            "CA",
+        )
+        .unwrap();
+        assert!(
+            public.contains("server: https://myaks.hcp.test:443"),
+            "{public}"
+        );
         assert!(public.contains(&access.admin_token));
         assert!(public.contains("myaks-admin"));
-        let plain = kubeconfig_for(&cluster(false), &access, CredentialKind::User, None, "CA").unwrap();
+        let plain =
+            kubeconfig_for(&cluster(false), &access, CredentialKind::User, None, "CA").unwrap();
         assert!(plain.contains("server: https://myaks.hcp.test:443"));
     }
 }

@@ -288,7 +288,15 @@ fn pods_response(namespace: Option<&str>, as_table: bool, include: Include) -> V
         .iter()
         .map(|p| {
             row(
-                json!([p.name, "1/1", "Running", p.restarts.to_string(), "5d", p.ip, p.node]),
+                json!([
+                    p.name,
+                    "1/1",
+                    "Running",
+                    p.restarts.to_string(),
+                    "5d",
+                    p.ip,
+                    p.node
+                ]),
                 &pod_object(p),
                 include,
             )
@@ -348,28 +356,29 @@ impl KubeState {
                     .find(|(t, _)| t == token.trim())
                     .map(|(_, u)| u.clone())
             });
-        let response = if user.is_none() && !matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
-            status(401, "Unauthorized", "Unauthorized")
-        } else if req.method() != http::Method::GET {
-            status(405, "MethodNotAllowed", "the stand-in is read-only")
-        } else {
-            let accept = req
-                .headers()
-                .get(http::header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let as_table = accept.contains("as=Table");
-            let include = match url::form_urlencoded::parse(query.as_bytes())
-                .find(|(k, _)| k == "includeObject")
-                .map(|(_, v)| v.into_owned())
-                .as_deref()
-            {
-                Some("None") => Include::None,
-                Some("Object") => Include::Object,
-                _ => Include::Metadata,
+        let response =
+            if user.is_none() && !matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
+                status(401, "Unauthorized", "Unauthorized")
+            } else if req.method() != http::Method::GET {
+                status(405, "MethodNotAllowed", "the stand-in is read-only")
+            } else {
+                let accept = req
+                    .headers()
+                    .get(http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let as_table = accept.contains("as=Table");
+                let include = match url::form_urlencoded::parse(query.as_bytes())
+                    .find(|(k, _)| k == "includeObject")
+                    .map(|(_, v)| v.into_owned())
+                    .as_deref()
+                {
+                    Some("None") => Include::None,
+                    Some("Object") => Include::Object,
+                    _ => Include::Metadata,
+                };
+                route(&path, as_table, include)
             };
-            route(&path, as_table, include)
-        };
         lock(&self.log).push(KubeRequest {
             method: req.method().as_str().to_owned(),
             path: req
@@ -438,7 +447,13 @@ fn route(path: &str, as_table: bool, include: Include) -> http::Response<Bytes> 
                 "items": items
             })
         }
-        _ => return status(404, "NotFound", "the server could not find the requested resource"),
+        _ => {
+            return status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            );
+        }
     };
     json_response(200, &body)
 }

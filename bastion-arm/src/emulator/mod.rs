@@ -20,8 +20,8 @@ mod server;
 pub use arm::{ArmEmulator, ArmEmulatorConfig, DEFAULT_ARM_HOST, RequestRecord};
 pub use faults::{Fault, FaultKind};
 pub use fixtures::{
-    ClusterAccess, CredentialKind, FixtureError, Fixtures, Principal, RoleAssignment,
-    Subscription, kubeconfig_for,
+    ClusterAccess, CredentialKind, FixtureError, Fixtures, Principal, RoleAssignment, Subscription,
+    kubeconfig_for,
 };
 pub use kube::{KUBERNETES_VERSION, KubeApiServer, KubeApiServerConfig, KubeRequest};
 pub use sandbox::Sandbox;

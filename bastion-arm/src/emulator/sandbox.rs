@@ -202,7 +202,9 @@ fn cluster_doc(spec: &ClusterSpec<'_>) -> Value {
 /// node resource group, linked to the hub and spoke VNets.
 fn dns_zone_docs(cluster: &str, private_fqdn: &str) -> Vec<Value> {
     let name = cluster.rsplit('/').next().unwrap_or_default();
-    let zone_name = private_fqdn.split_once('.').map_or(private_fqdn, |(_, z)| z);
+    let zone_name = private_fqdn
+        .split_once('.')
+        .map_or(private_fqdn, |(_, z)| z);
     let zone = format!(
         "/subscriptions/{SPOKE_SUBSCRIPTION}/resourceGroups/MC_aks-rg_{name}_eastus/providers/Microsoft.Network/privateDnsZones/{zone_name}"
     );
@@ -246,7 +248,8 @@ impl Sandbox {
             .id(NO_TUNNELING_BASTION)
             .tunneling(false)
             .ip_connect(false);
-        let developer = BastionFixture::new("Developer", TENANT, "dev-bastion").id(DEVELOPER_BASTION);
+        let developer =
+            BastionFixture::new("Developer", TENANT, "dev-bastion").id(DEVELOPER_BASTION);
         let premium = BastionFixture::new("Premium", TENANT, "premium-bastion")
             .id(PREMIUM_BASTION)
             .tunneling(true)
@@ -256,8 +259,13 @@ impl Sandbox {
         for b in fixtures_list {
             bastion_config = bastion_config.with_bastion(b.clone());
         }
-        for cluster in [PRIVATE_CLUSTER, PUBLIC_CLUSTER, PRIVATE_CLUSTER_NO_PUBLIC_FQDN] {
-            bastion_config = bastion_config.with_target(TargetFixture::new(cluster, 443, kube.addr()));
+        for cluster in [
+            PRIVATE_CLUSTER,
+            PUBLIC_CLUSTER,
+            PRIVATE_CLUSTER_NO_PUBLIC_FQDN,
+        ] {
+            bastion_config =
+                bastion_config.with_target(TargetFixture::new(cluster, 443, kube.addr()));
         }
         let bastion = Emulator::start(bastion_config).await?;
         let port = bastion.local_addr().port();
@@ -303,7 +311,12 @@ impl Sandbox {
             pip_doc(&hub_pip, HUB_BASTION_IP),
             bastion_doc(&basic, port, &lab_vnet, Some(&lab_pip("basic-bastion"))),
             pip_doc(&lab_pip("basic-bastion"), "20.1.2.10"),
-            bastion_doc(&no_tunnel, port, &lab_vnet, Some(&lab_pip("std-notunnel-bastion"))),
+            bastion_doc(
+                &no_tunnel,
+                port,
+                &lab_vnet,
+                Some(&lab_pip("std-notunnel-bastion")),
+            ),
             pip_doc(&lab_pip("std-notunnel-bastion"), "20.1.2.11"),
             bastion_doc(&developer, port, &lab_vnet, None),
             bastion_doc(&premium, port, &lab_vnet, Some(&lab_pip("premium-bastion"))),
@@ -339,7 +352,10 @@ impl Sandbox {
         for doc in docs
             .into_iter()
             .chain(dns_zone_docs(PRIVATE_CLUSTER, PRIVATE_FQDN))
-            .chain(dns_zone_docs(PRIVATE_CLUSTER_NO_PUBLIC_FQDN, PRIVATE_ONLY_FQDN))
+            .chain(dns_zone_docs(
+                PRIVATE_CLUSTER_NO_PUBLIC_FQDN,
+                PRIVATE_ONLY_FQDN,
+            ))
         {
             f.resource(doc).map_err(config)?;
         }

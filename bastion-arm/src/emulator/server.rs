@@ -121,7 +121,10 @@ async fn accept_loop<H: Handler>(
                         Ok(b) => b.to_bytes(),
                         Err(_) => return Err(Dropped),
                     };
-                    match handler.handle(http::Request::from_parts(parts, body), peer).await {
+                    match handler
+                        .handle(http::Request::from_parts(parts, body), peer)
+                        .await
+                    {
                         Some(resp) => Ok(resp.map(Full::new)),
                         None => Err(Dropped),
                     }
@@ -155,7 +158,11 @@ pub(crate) fn json_response(status: u16, body: &serde_json::Value) -> http::Resp
 }
 
 /// A response with a body of the given content type.
-pub(crate) fn bytes_response(status: u16, content_type: &str, body: Bytes) -> http::Response<Bytes> {
+pub(crate) fn bytes_response(
+    status: u16,
+    content_type: &str,
+    body: Bytes,
+) -> http::Response<Bytes> {
     let mut resp = http::Response::new(body);
     *resp.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);

@@ -26,7 +26,9 @@ pub const PRIVATE_FQDN: &str =
 pub const PUBLIC_FQDN: &str = "myaks-dns-ee788a1f.hcp.eastus.azmk8s.io";
 
 pub fn bastion_id(name: &str) -> String {
-    format!("/subscriptions/{SUB}/resourceGroups/hub-rg/providers/Microsoft.Network/bastionHosts/{name}")
+    format!(
+        "/subscriptions/{SUB}/resourceGroups/hub-rg/providers/Microsoft.Network/bastionHosts/{name}"
+    )
 }
 
 pub fn bastion_doc(name: &str) -> Value {
@@ -63,9 +65,14 @@ pub fn fixtures() -> Fixtures {
     f.resource(cluster_doc(true)).unwrap();
     f.principal(ALICE, TENANT, Some("alice@contoso.test"));
     f.principal(BOB, TENANT, Some("bob@contoso.test"));
-    f.assign_role(ALICE, &format!("/subscriptions/{SUB}"), "Owner").unwrap();
-    f.assign_role(BOB, &format!("/subscriptions/{SUB}/resourceGroups/aks-rg"), "Reader")
+    f.assign_role(ALICE, &format!("/subscriptions/{SUB}"), "Owner")
         .unwrap();
+    f.assign_role(
+        BOB,
+        &format!("/subscriptions/{SUB}/resourceGroups/aks-rg"),
+        "Reader",
+    )
+    .unwrap();
     f
 }
 
@@ -75,7 +82,9 @@ pub async fn start() -> ArmEmulator {
 
 pub async fn start_with(fixtures: Fixtures, config: ArmEmulatorConfig) -> ArmEmulator {
     let ca = TestCa::new().unwrap();
-    ArmEmulator::start_with(&ca, fixtures, config).await.unwrap()
+    ArmEmulator::start_with(&ca, fixtures, config)
+        .await
+        .unwrap()
 }
 
 pub fn client_with_token(emu: &ArmEmulator, token: String) -> ArmClient {
@@ -115,12 +124,19 @@ pub async fn raw(
         ..HttpsConfig::default()
     })
     .unwrap();
-    let url = format!("{}{}", emu.endpoint().as_str().trim_end_matches('/'), path_and_query);
+    let url = format!(
+        "{}{}",
+        emu.endpoint().as_str().trim_end_matches('/'),
+        path_and_query
+    );
     let mut req = http::Request::builder().method(method).uri(url);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
-    let resp = client.send(req.body(bytes::Bytes::new()).unwrap()).await.unwrap();
+    let resp = client
+        .send(req.body(bytes::Bytes::new()).unwrap())
+        .await
+        .unwrap();
     let body = serde_json::from_slice(resp.body()).unwrap_or(Value::Null);
     (resp.status().as_u16(), body)
 }

@@ -1,9 +1,436 @@
-//! `bastion aks` (in progress).
+//! `bastion aks`: the whole `az aks bastion` flow in one process (arm-and-aks.md §11): cluster,
+//! Bastion, pre-flight, listener bound and held, credentials, kubeconfig, tunnel, probe, then a
+//! command or a shell with `KUBECONFIG` set. Every exit path closes the tunnel, deletes the
+//! sessions and removes (or restores) the kubeconfig.
 
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use bastion_arm::aks::{ManagedCluster, fetch_kubeconfig};
+use bastion_arm::bastion::{BastionHost, EndpointPlan, Usage};
+use bastion_arm::preflight::{Report, Status, run_aks_preflight};
+use bastion_core::{ConnectionEvent, Endpoint, LocalListener, Target, Tunnel, TunnelConfig};
+use serde_json::json;
+use tokio::process::Command;
+use tokio::sync::{broadcast, oneshot};
+
+use crate::cli::{AksArgs, AksTargetArgs};
+use crate::commands::cluster::{self, BastionFailure};
+use crate::commands::kubefile::{self, Destination, KubeFile};
+use crate::commands::{check, child, tunnel};
 use crate::context::Context;
-use crate::exit::{CliError, CliResult, Outcome};
+use crate::exit::{CliError, CliResult, Code, Outcome, child_status};
+use crate::signals::Signals;
 
-/// Runs the command.
-pub async fn run(_ctx: &Context) -> CliResult<Outcome> {
-    Err(CliError::new(crate::exit::Code::Other, "not implemented yet"))
+/// An in-process replacement for the child command (the demo's built-in HTTPS client): gets
+/// the kubeconfig path and returns an exit status.
+pub type InProcess<'a> =
+    Box<dyn FnOnce(PathBuf) -> Pin<Box<dyn Future<Output = CliResult<u8>> + 'a>> + 'a>;
+
+/// What runs once the tunnel is up.
+pub enum Action<'a> {
+    /// `-- COMMAND ARGS...`.
+    Command(Vec<String>),
+    /// The user's shell (or `--shell`).
+    Shell(Option<String>),
+    /// `--no-shell`: the tunnel in the foreground until Ctrl-C.
+    Foreground,
+    /// A built-in step instead of a child process.
+    InProcess(InProcess<'a>),
+}
+
+/// Everything the flow needs (from `bastion aks` arguments, or built by `bastion demo`).
+pub struct Flow<'a> {
+    /// Cluster and Bastion.
+    pub cluster: AksTargetArgs,
+    /// Local port (0: a free one).
+    pub port: u16,
+    /// `--kubeconfig-path`.
+    pub kubeconfig_path: Option<PathBuf>,
+    /// `--kubeconfig-out`.
+    pub kubeconfig_out: Option<PathBuf>,
+    /// `--skip-checks`.
+    pub skip_checks: bool,
+    /// `--no-probe`.
+    pub no_probe: bool,
+    /// What to run.
+    pub action: Action<'a>,
+}
+
+impl From<&AksArgs> for Flow<'static> {
+    fn from(args: &AksArgs) -> Self {
+        let action = if !args.command.is_empty() {
+            Action::Command(args.command.clone())
+        } else if args.no_shell {
+            Action::Foreground
+        } else {
+            Action::Shell(args.shell.clone())
+        };
+        Flow {
+            cluster: args.cluster.clone(),
+            port: args.port,
+            kubeconfig_path: args.kubeconfig_path.clone(),
+            kubeconfig_out: args.kubeconfig_out.clone(),
+            skip_checks: args.skip_checks,
+            no_probe: args.no_probe,
+            action,
+        }
+    }
+}
+
+/// Runs `bastion aks`.
+pub async fn run(ctx: &Context, args: &AksArgs) -> CliResult<Outcome> {
+    let mut signals = Signals::install()
+        .map_err(|e| CliError::new(Code::Other, format!("cannot handle signals: {e}")))?;
+    run_flow(ctx, Flow::from(args), &mut signals).await
+}
+
+/// The flow, step by step with timings.
+pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> CliResult<Outcome> {
+    let out = &ctx.out;
+    check_flow(&flow)?;
+    let arm = ctx.arm_client()?;
+    let admin = flow.cluster.admin;
+
+    let step = out.step("cluster");
+    let cluster = cluster::get_cluster(&arm, &flow.cluster).await?;
+    step.done(format!(
+        "Cluster {} ({}, {})",
+        cluster.display_name(),
+        if cluster.is_private() { "private" } else { "public" },
+        cluster.location
+    ));
+
+    let step = out.step("bastion");
+    let found = match cluster::find_bastion(&arm, &cluster, flow.cluster.bastion.as_deref()).await {
+        Ok(found) => found,
+        Err(BastionFailure::Unreadable(row)) => {
+            let report = cluster::unreadable_report(row);
+            show_failed_report(ctx, &cluster, flow.cluster.bastion.as_deref().unwrap_or("?"), &report);
+            return Err(cluster::preflight_error(&report));
+        }
+        Err(BastionFailure::Error(e)) => return Err(e),
+    };
+    for note in &found.notes {
+        tracing::info!("{note}");
+    }
+    let bastion = found.bastion;
+    // The SKU / native-client gate applies even with --skip-checks: without it there is no tunnel.
+    let plan = bastion.native_client_support(Usage::Aks)?;
+    step.done(format!(
+        "Bastion {} ({} SKU, {})",
+        bastion.display_name(),
+        bastion.sku().map_or("unknown", |s| s.as_str()),
+        found.source
+    ));
+    for w in &plan.warnings {
+        out.warn(w);
+    }
+
+    if flow.skip_checks {
+        out.warn("pre-flight checks skipped (--skip-checks)");
+    } else {
+        let step = out.step("preflight");
+        let report = run_aks_preflight(&arm, &cluster, &bastion, admin).await;
+        if !report.passed() {
+            show_failed_report(ctx, &cluster, bastion.id.as_str(), &report);
+            return Err(cluster::preflight_error(&report));
+        }
+        step.done(format!("Pre-flight checks: {}", cluster::report_counts(&report)));
+        warn_rows(ctx, &report);
+    }
+
+    // Bound once and held from here on: the port in the kubeconfig is the port served.
+    let step = out.step("listen");
+    let listener = LocalListener::bind_loopback(flow.port).await?;
+    let port = listener.port();
+    step.done(format!("Listening on localhost:{port}"));
+
+    let step = out.step("credentials");
+    let fetched = fetch_kubeconfig(&arm, &cluster, admin, None)
+        .await
+        .map_err(cluster::credential_error)?;
+    let fetched = kubefile::prepare(&fetched, admin, out)?;
+    step.done(format!(
+        "{} credentials of {}",
+        if admin { "Admin" } else { "User" },
+        cluster.display_name()
+    ));
+
+    // A private directory for the temporary kubeconfig and the shell's rc file.
+    let session_dir = tempfile::Builder::new()
+        .prefix("bastion-aks-")
+        .tempdir()
+        .map_err(|e| CliError::new(Code::Other, format!("cannot create a temporary directory: {e}")))?;
+    let destination = match (&flow.kubeconfig_path, &flow.kubeconfig_out) {
+        (Some(p), _) => {
+            out.warn(format!(
+                "editing {} in place; its cluster entry is restored on exit",
+                p.display()
+            ));
+            Destination::InPlace(p.clone())
+        }
+        (None, Some(p)) => Destination::Persist(p.clone()),
+        (None, None) => Destination::Temporary(session_dir.path().join("config")),
+    };
+    let step = out.step("kubeconfig");
+    let kubefile = KubeFile::write(destination, fetched, port)?;
+    step.done(format!(
+        "Kubeconfig {} points at https://localhost:{port}/",
+        kubefile.path.display()
+    ));
+
+    let result = serve_and_run(ctx, flow.action, &cluster, &bastion, &plan, listener, &kubefile.path, session_dir.path(), flow.no_probe, signals).await;
+    let step = out.step("cleanup");
+    let kept = kubefile.is_kept();
+    kubefile.finish(out);
+    drop(session_dir);
+    let result = result.map(|(outcome, undeleted)| {
+        step.done(format!(
+            "Tunnel closed, {}{}",
+            if undeleted == 0 {
+                "every session deleted".to_owned()
+            } else {
+                format!("{undeleted} session(s) left undeleted")
+            },
+            if kept { "" } else { ", kubeconfig removed or restored" }
+        ));
+        outcome
+    });
+    result
+}
+
+fn check_flow(flow: &Flow<'_>) -> CliResult<()> {
+    if let Action::Command(cmd) = &flow.action
+        && cmd.first().is_none_or(|c| c.trim().is_empty())
+    {
+        return Err(CliError::usage("the command after `--` is empty")
+            .hint("write the command after `--`, e.g. `-- kubectl get pods`"));
+    }
+    for p in [&flow.kubeconfig_path, &flow.kubeconfig_out].into_iter().flatten() {
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(CliError::usage(format!(
+                "the directory of {} does not exist",
+                p.display()
+            ))
+            .hint("create it, or choose another kubeconfig path"));
+        }
+    }
+    Ok(())
+}
+
+/// Starts the tunnel on the held listener, probes it, runs the action, and shuts down.
+/// Returns the outcome and the number of sessions left undeleted.
+#[allow(clippy::too_many_arguments)]
+async fn serve_and_run(
+    ctx: &Context,
+    action: Action<'_>,
+    cluster: &ManagedCluster,
+    bastion: &BastionHost,
+    plan: &EndpointPlan,
+    listener: LocalListener,
+    kubeconfig: &Path,
+    session_dir: &Path,
+    no_probe: bool,
+    signals: &mut Signals,
+) -> CliResult<(Outcome, usize)> {
+    let out = &ctx.out;
+    let step = out.step("tunnel");
+    let config = tunnel_config(ctx, cluster, bastion, plan)?;
+    let tunnel = tunnel::start(ctx, config).await?;
+    let port = listener.port();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = {
+        let tunnel = tunnel.clone();
+        tokio::spawn(async move {
+            tunnel
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+        })
+    };
+    let failures = spawn_failure_log(*out, tunnel.subscribe());
+    step.done(format!(
+        "Tunnel to {} port 443 through {}",
+        cluster.display_name(),
+        tunnel.config().endpoint
+    ));
+
+    let outcome = async {
+        if !matches!(action, Action::Foreground) && !no_probe {
+            probe(ctx, &tunnel).await?;
+        }
+        run_action(ctx, action, port, kubeconfig, session_dir, signals).await
+    }
+    .await;
+
+    let _ = stop.send(());
+    let summary = server.await.unwrap_or_default();
+    failures.abort();
+    if summary.undeleted_sessions > 0 {
+        out.warn(format!(
+            "{} Bastion session(s) could not be deleted",
+            summary.undeleted_sessions
+        ));
+    }
+    outcome.map(|o| (o, summary.undeleted_sessions))
+}
+
+fn tunnel_config(
+    ctx: &Context,
+    cluster: &ManagedCluster,
+    bastion: &BastionHost,
+    plan: &EndpointPlan,
+) -> CliResult<TunnelConfig> {
+    let endpoint = Endpoint::parse(&plan.host).map_err(|e| {
+        CliError::new(
+            Code::Other,
+            format!("Bastion '{}' reports an unusable dnsName: {e}", bastion.display_name()),
+        )
+    })?;
+    // The cluster id exactly as ARM returned it (lowercase `resourcegroups` included).
+    let target = Target::resource(cluster.id.as_str(), 443)
+        .map_err(|e| CliError::new(Code::Other, e.to_string()))?;
+    let mut config = TunnelConfig::new(endpoint, target);
+    config.kind = plan.kind;
+    config.bastion_resource_id = Some(bastion.id.as_str().to_owned());
+    config.scope = ctx.scope();
+    config.http = ctx.https_config();
+    Ok(config)
+}
+
+/// One end-to-end session (token exchange + WebSocket), closed and deleted at once: fails fast
+/// instead of leaving kubectl to time out.
+async fn probe(ctx: &Context, tunnel: &Tunnel) -> CliResult<()> {
+    let step = ctx.out.step("probe");
+    let conn = tunnel.connect().await.map_err(|e| {
+        CliError::from(e).or_hint("the Bastion did not open a tunnel to the cluster; run `bastion check aks` for the pre-flight report, or retry with -v")
+    })?;
+    let node = conn.node_id().unwrap_or("?").to_owned();
+    conn.close().await.map_err(CliError::from)?;
+    step.done(format!("Probe session through node {node} opened and deleted"));
+    Ok(())
+}
+
+async fn run_action(
+    ctx: &Context,
+    action: Action<'_>,
+    port: u16,
+    kubeconfig: &Path,
+    session_dir: &Path,
+    signals: &mut Signals,
+) -> CliResult<Outcome> {
+    let out = &ctx.out;
+    match action {
+        Action::Command(cmd) => {
+            let mut command = Command::new(&cmd[0]);
+            command.args(&cmd[1..]).env("KUBECONFIG", kubeconfig);
+            out.info(format!("Running {} with KUBECONFIG={}", cmd.join(" "), kubeconfig.display()));
+            let step = out.step("command");
+            let (status, _) = child::run(command, "the command", signals).await?;
+            let code = child_status(status);
+            step.done(format!("{} exited with code {code}", cmd.join(" ")));
+            Ok(Outcome::Status(code))
+        }
+        Action::Shell(shell) => {
+            let command = shell_command(shell.as_deref(), kubeconfig, session_dir)?;
+            out.essential(
+                format!(
+                    "Starting a shell with KUBECONFIG={} (tunnel on port {port}). Use exit or Ctrl-D (i.e. EOF) to exit the subshell.",
+                    kubeconfig.display()
+                ),
+                json!({"event": "shell", "kubeconfig": kubeconfig, "port": port}),
+            );
+            let (status, _) = child::run(command, "the shell", signals).await?;
+            Ok(Outcome::Status(child_status(status)))
+        }
+        Action::Foreground => {
+            out.essential(
+                format!("Tunnel is ready, connect on port {port}"),
+                json!({"event": "ready", "port": port, "kubeconfig": kubeconfig}),
+            );
+            out.info(format!(
+                "export KUBECONFIG={}\nPress Ctrl-C to close the tunnel.",
+                kubeconfig.display()
+            ));
+            let sig = signals.recv().await;
+            out.info(format!("{}: closing the tunnel", sig.name()));
+            Ok(Outcome::Success)
+        }
+        Action::InProcess(run) => {
+            let step = out.step("command");
+            let code = run(kubeconfig.to_path_buf()).await?;
+            step.done(format!("Built-in `kubectl get pods` finished with code {code}"));
+            Ok(Outcome::Status(code))
+        }
+    }
+}
+
+/// The user's shell with `KUBECONFIG` set; for bash an rc file that sources `~/.bashrc` first,
+/// so it cannot override `KUBECONFIG`.
+fn shell_command(shell: Option<&str>, kubeconfig: &Path, session_dir: &Path) -> CliResult<Command> {
+    let shell = shell
+        .map(str::to_owned)
+        .or_else(|| std::env::var("SHELL").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "/bin/sh".to_owned());
+    let mut cmd = Command::new(&shell);
+    cmd.env("KUBECONFIG", kubeconfig);
+    if shell.rsplit('/').next() == Some("bash") {
+        let rc = session_dir.join("bashrc");
+        let quoted = kubeconfig.display().to_string().replace('\'', r"'\''");
+        std::fs::write(
+            &rc,
+            format!("[ -f ~/.bashrc ] && . ~/.bashrc\nexport KUBECONFIG='{quoted}'\n"),
+        )
+        .map_err(|e| CliError::new(Code::Other, format!("cannot write the shell's rc file: {e}")))?;
+        cmd.arg("--rcfile").arg(rc).arg("-i");
+    }
+    Ok(cmd)
+}
+
+/// The report of a failed pre-flight, on stderr (the result of `aks` is the child's output).
+fn show_failed_report(ctx: &Context, cluster: &ManagedCluster, bastion: &str, report: &Report) {
+    if ctx.out.is_json() {
+        check::print_report(
+            ctx,
+            "",
+            json!({"kind": "aks", "cluster": cluster.id.to_string(), "bastion": bastion}),
+            report,
+        );
+    } else {
+        eprintln!(
+            "Pre-flight checks for AKS cluster '{}' through Bastion {bastion}:\n\n{}",
+            cluster.display_name(),
+            report.render_text()
+        );
+    }
+}
+
+fn warn_rows(ctx: &Context, report: &Report) {
+    for f in report.findings.iter().filter(|f| matches!(f.status, Status::Warn | Status::Unknown)) {
+        ctx.out.warn(format!("{} {} {}: {}", f.status, f.id, f.title, f.detail));
+    }
+}
+
+/// Failed tunnel connections are worth a line even while a shell runs.
+fn spawn_failure_log(
+    out: crate::output::Output,
+    mut events: broadcast::Receiver<ConnectionEvent>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(ConnectionEvent::Closed {
+                    id,
+                    error: Some(e),
+                    ..
+                }) => out.warn(format!("tunnel connection {id} failed: {e}")),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    })
 }

@@ -1,9 +1,130 @@
-//! `bastion emulate` (in progress).
+//! `bastion emulate`: the whole local sandbox (ARM, Bastion data plane, Kubernetes API
+//! stand-in, a VM with echo and HTTP servers) and the environment that points the other
+//! commands at it, on stdout; runs until Ctrl-C / SIGTERM.
 
+use std::net::IpAddr;
+
+use bastion_arm::emulator::Sandbox;
+use bastion_arm::emulator::sandbox::{HUB_BASTION, SPOKE_SUBSCRIPTION};
+use serde_json::json;
+
+use crate::cli::EmulateArgs;
+use crate::commands::sandbox_vm::{self, SandboxVm};
 use crate::context::Context;
-use crate::exit::{CliError, CliResult, Outcome};
+use crate::exit::{CliError, CliResult, Code, Outcome};
+use crate::signals::Signals;
 
-/// Runs the command.
-pub async fn run(_ctx: &Context) -> CliResult<Outcome> {
-    Err(CliError::new(crate::exit::Code::Other, "not implemented yet"))
+/// The sandbox and its VM, with the environment a user exports.
+pub struct Running {
+    /// The ARM, Bastion and Kubernetes emulators.
+    pub sandbox: Sandbox,
+    /// The VM behind its own Bastion.
+    pub vm: SandboxVm,
+    /// Holds the CA file.
+    pub dir: tempfile::TempDir,
+    /// `(name, value)` pairs, in print order.
+    pub env: Vec<(String, String)>,
+}
+
+/// Starts everything and computes the environment.
+pub async fn start() -> CliResult<Running> {
+    let fail = |what: &str, e: String| CliError::new(Code::Other, format!("cannot start the {what}: {e}"));
+    let sandbox = Sandbox::start().await.map_err(|e| fail("sandbox", e.to_string()))?;
+    let vm = SandboxVm::add_to(&sandbox).await?;
+    let dir = tempfile::Builder::new()
+        .prefix("bastion-sandbox-")
+        .tempdir()
+        .map_err(|e| fail("sandbox", e.to_string()))?;
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, sandbox.ca_pem()).map_err(|e| fail("sandbox", e.to_string()))?;
+    let mut resolve = sandbox.resolve();
+    resolve.extend(vm.resolve());
+    let env = vec![
+        ("BASTION_ARM_ENDPOINT".to_owned(), sandbox.arm_endpoint().to_string()),
+        ("BASTION_CA_FILE".to_owned(), ca_file.display().to_string()),
+        ("BASTION_RESOLVE".to_owned(), resolve_list(&resolve)),
+        ("BASTION_AUTH".to_owned(), "token".to_owned()),
+        ("BASTION_TOKEN".to_owned(), sandbox.default_token()),
+        ("AZURE_SUBSCRIPTION_ID".to_owned(), SPOKE_SUBSCRIPTION.to_owned()),
+    ];
+    Ok(Running {
+        sandbox,
+        vm,
+        dir,
+        env,
+    })
+}
+
+/// `host=ip,host=ip`.
+pub fn resolve_list(resolve: &[(String, IpAddr)]) -> String {
+    resolve
+        .iter()
+        .map(|(h, ip)| format!("{h}={ip}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Commands to try against the sandbox.
+pub fn examples(echo_port: u16) -> Vec<String> {
+    vec![
+        "bastion aks -n myaks -g aks-rg -- kubectl get pods".to_owned(),
+        "bastion check aks -n privaks -g aks-rg".to_owned(),
+        format!("bastion check aks -n myaks -g aks-rg --bastion {}", bastion_arm::emulator::sandbox::BASIC_BASTION),
+        format!(
+            "bastion tunnel -n {} -g {} --target-resource-id {} --resource-port 80 --port 8080   # then: curl http://localhost:8080/",
+            sandbox_vm::VM_BASTION,
+            sandbox_vm::VM_RESOURCE_GROUP,
+            sandbox_vm::vm_id()
+        ),
+        format!(
+            "bastion tunnel -n {} -g {} --target-resource-id {} --resource-port 22 --port 2222   # an echo server: nc localhost 2222",
+            sandbox_vm::VM_BASTION,
+            sandbox_vm::VM_RESOURCE_GROUP,
+            sandbox_vm::vm_id()
+        ),
+        format!(
+            "bastion tunnel -n {} -g {} --target-ip-address 127.0.0.1 --resource-port {echo_port} --allow-any-port   # IP connect to the same echo server",
+            sandbox_vm::VM_BASTION,
+            sandbox_vm::VM_RESOURCE_GROUP,
+        ),
+        format!("bastion tunnel -n {HUB_BASTION} --target-resource-id {} --resource-port 443", bastion_arm::emulator::sandbox::PRIVATE_CLUSTER),
+    ]
+}
+
+/// Runs `bastion emulate`.
+pub async fn run(ctx: &Context, args: &EmulateArgs) -> CliResult<Outcome> {
+    let mut signals = Signals::install()
+        .map_err(|e| CliError::new(Code::Other, format!("cannot handle signals: {e}")))?;
+    let running = start().await?;
+    let mut text = String::from("# The bastion sandbox: export these, then run bastion as usual.\n");
+    for (k, v) in &running.env {
+        text.push_str(&format!("export {k}='{v}'\n"));
+    }
+    text.push_str("# Try:\n");
+    for e in examples(running.vm.echo_addr().port()) {
+        text.push_str(&format!("#   {e}\n"));
+    }
+    text.push_str("# The sandbox runs until Ctrl-C.\n");
+    if let Some(path) = &args.env_file {
+        std::fs::write(path, &text).map_err(|e| {
+            CliError::usage(format!("cannot write {}: {e}", path.display()))
+                .hint("choose a writable --env-file path")
+        })?;
+    }
+    let env: serde_json::Map<String, serde_json::Value> = running
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    ctx.out.result(
+        text,
+        json!({"event": "environment", "env": env, "examples": examples(running.vm.echo_addr().port())}),
+    );
+    let sig = signals.recv().await;
+    ctx.out.info(format!("{}: stopping the sandbox", sig.name()));
+    signals.exit_on_next(ctx.out.quiet);
+    running.vm.shutdown().await;
+    running.sandbox.shutdown().await;
+    drop(running.dir);
+    Ok(Outcome::Success)
 }

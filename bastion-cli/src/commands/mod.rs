@@ -2,11 +2,15 @@
 
 pub mod aks;
 pub mod check;
+pub mod cluster;
 pub mod child;
 pub mod completions;
+pub mod kubeclient;
+pub mod kubefile;
 pub mod demo;
 pub mod emulate;
 pub mod proxy;
+pub mod sandbox_vm;
 pub mod ssh;
 pub mod target;
 pub mod tunnel;

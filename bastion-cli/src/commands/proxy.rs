@@ -16,7 +16,7 @@ pub async fn run(ctx: &Context, args: &ProxyArgs) -> CliResult<Outcome> {
     tunnel::apply_options(&mut config, None, args.max_frame_size, None);
     let tunnel = tunnel::start(ctx, config).await?;
 
-    let relay = tunnel.serve_stdio();
+    let relay = tunnel.relay(tokio::io::join(tokio::io::stdin(), unbuffered_stdout()?));
     tokio::pin!(relay);
     let result = tokio::select! {
         r = &mut relay => r,
@@ -44,4 +44,15 @@ pub async fn run(ctx: &Context, args: &ProxyArgs) -> CliResult<Outcome> {
         }
         Err(e) => Err(CliError::from(e)),
     }
+}
+
+/// Stdout without std's line buffering: tunnel bytes are binary and must reach ssh as soon as
+/// they arrive (tokio's `Stdout` keeps a partial line until the next newline or flush).
+fn unbuffered_stdout() -> CliResult<tokio::fs::File> {
+    use std::os::fd::AsFd as _;
+    let fd = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| CliError::new(Code::Other, format!("cannot use stdout: {e}")))?;
+    Ok(tokio::fs::File::from_std(std::fs::File::from(fd)))
 }

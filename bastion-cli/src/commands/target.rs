@@ -70,7 +70,7 @@ pub struct Resolved {
 }
 
 /// Which Bastion the arguments name, without calling ARM.
-fn bastion_id(args: &BastionArgs, target: &TargetSpec) -> CliResult<ResourceId> {
+pub fn bastion_id(args: &BastionArgs, target: &TargetSpec) -> CliResult<ResourceId> {
     let Some(name) = args.name.as_deref().map(str::trim) else {
         return Err(CliError::usage("no Bastion given").hint(
             "pass --name NAME --resource-group RG (or --name with the Bastion's resource id), or --bastion-endpoint HOST",

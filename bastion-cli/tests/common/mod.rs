@@ -210,3 +210,60 @@ impl Running {
         self.log.lock().unwrap().join("\n")
     }
 }
+
+/// bastion-arm's sandbox (ARM, Bastion data plane, Kubernetes stand-in) in this process, and
+/// the environment that points `bastion` at it.
+pub struct ArmSandbox {
+    /// The sandbox.
+    pub sandbox: bastion_arm::emulator::Sandbox,
+    /// The CA certificate file.
+    pub ca_file: tempfile::NamedTempFile,
+}
+
+impl ArmSandbox {
+    /// Starts it.
+    pub async fn start() -> Self {
+        let sandbox = bastion_arm::emulator::Sandbox::start()
+            .await
+            .expect("sandbox");
+        let ca_file = tempfile::NamedTempFile::new().expect("ca file");
+        std::fs::write(ca_file.path(), sandbox.ca_pem()).expect("write ca");
+        Self { sandbox, ca_file }
+    }
+
+    /// The environment for the full-access user.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.env_for(&self.sandbox.default_token())
+    }
+
+    /// The environment for a sandbox principal.
+    pub fn env_as(&self, principal: &str) -> Vec<(String, String)> {
+        self.env_for(&self.sandbox.token_for(principal).expect("principal"))
+    }
+
+    fn env_for(&self, token: &str) -> Vec<(String, String)> {
+        let resolve: Vec<String> = self
+            .sandbox
+            .resolve()
+            .iter()
+            .map(|(h, ip)| format!("{h}={ip}"))
+            .collect();
+        vec![
+            (
+                "BASTION_ARM_ENDPOINT".into(),
+                self.sandbox.arm_endpoint().to_string(),
+            ),
+            (
+                "BASTION_CA_FILE".into(),
+                self.ca_file.path().display().to_string(),
+            ),
+            ("BASTION_RESOLVE".into(), resolve.join(",")),
+            ("BASTION_AUTH".into(), "token".into()),
+            ("BASTION_TOKEN".into(), token.to_owned()),
+            (
+                "AZURE_SUBSCRIPTION_ID".into(),
+                bastion_arm::emulator::sandbox::SPOKE_SUBSCRIPTION.into(),
+            ),
+        ]
+    }
+}

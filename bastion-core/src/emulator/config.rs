@@ -35,7 +35,9 @@ pub struct BastionFixture {
 impl BastionFixture {
     /// A Bastion of the given SKU in `tenant_id`, named `name`, with a generated
     /// `bst-<guid>.bastion.test` DNS name (`omnibrain-<hex>.bastion.test` for Developer and
-    /// QuickConnect). Tunneling and IP connect are enabled except for Basic.
+    /// QuickConnect). Tunneling is enabled except for Basic, Developer and QuickConnect; IP
+    /// connect is off (as when `enableIpConnect` is absent), turn it on with
+    /// [`BastionFixture::ip_connect`].
     pub fn new(sku: impl Into<String>, tenant_id: impl Into<String>, name: &str) -> Self {
         let sku = sku.into();
         let guid = ids::guid(&mut rand::rng());
@@ -54,11 +56,11 @@ impl BastionFixture {
             tenant_id: tenant_id.into(),
             dns_name,
             enable_tunneling: !basic && !developer,
-            enable_ip_connect: !basic && !developer,
+            enable_ip_connect: false,
         }
     }
 
-    /// A Standard Bastion with tunneling and IP connect enabled.
+    /// A Standard Bastion with tunneling enabled and IP connect disabled.
     pub fn standard(tenant_id: impl Into<String>) -> Self {
         Self::new("Standard", tenant_id, "bastion-std")
     }
@@ -332,7 +334,7 @@ mod tests {
     fn fixtures_have_plausible_shapes() {
         let b = BastionFixture::standard("t1");
         assert!(b.dns_name.starts_with("bst-") && b.dns_name.ends_with(".bastion.test"));
-        assert!(b.enable_tunneling && b.enable_ip_connect && !b.is_developer());
+        assert!(b.enable_tunneling && !b.enable_ip_connect && !b.is_developer());
         assert_eq!(b.resource_group(), Some("bastion-rg"));
         assert_eq!(b.subscription(), Some(TEST_SUBSCRIPTION));
         let ip = b.ip_connect_resource_id("10.0.0.4".parse().unwrap());

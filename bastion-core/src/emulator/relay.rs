@@ -465,10 +465,10 @@ async fn write_loop(
     {
         return End::Broken;
     }
-    if let Some(text) = &f.text_frame {
-        if tx.send(Message::Text(text.clone().into())).await.is_err() {
-            return End::Broken;
-        }
+    if let Some(text) = &f.text_frame
+        && tx.send(Message::Text(text.clone().into())).await.is_err()
+    {
+        return End::Broken;
     }
     if let Some(c) = ctx.byte_trigger() {
         return act(ctx, tx, c).await;

@@ -302,11 +302,11 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
     if path == "/api/tokens" && method == Method::POST {
         return tokens::post(shared, req).await;
     }
-    if let Some(token) = respond::tail_segment(&path, "/api/tokens/") {
-        if method == Method::DELETE {
-            let token = token.to_owned();
-            return tokens::delete(shared, req, &token).await;
-        }
+    if let Some(token) = respond::tail_segment(&path, "/api/tokens/")
+        && method == Method::DELETE
+    {
+        let token = token.to_owned();
+        return tokens::delete(shared, req, &token).await;
     }
     if path == "/api/connection" && method == Method::POST {
         return connection::post(shared, req).await;

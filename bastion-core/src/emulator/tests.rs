@@ -230,7 +230,11 @@ async fn next_close(ws: &mut ClientWs) -> Option<u16> {
     tokio::time::timeout(T, async {
         while let Some(m) = ws.next().await {
             match m {
-                Ok(Message::Close(f)) => return f.map(|f| u16::from(f.code)),
+                Ok(Message::Close(f)) => {
+                    // Reading on flushes tungstenite's Close reply, like a real client.
+                    let _ = ws.next().await;
+                    return f.map(|f| u16::from(f.code));
+                }
                 Ok(_) => continue,
                 Err(_) => return None,
             }
@@ -975,7 +979,7 @@ async fn stalled_target_backpressures_the_client() {
     assert!(stalled.wait_for_connections(1, T).await);
     let frame = Bytes::from(vec![0u8; 4096]);
     let mut sent = 0usize;
-    let blocked = tokio::time::timeout(Duration::from_millis(700), async {
+    let blocked = tokio::time::timeout(Duration::from_millis(400), async {
         loop {
             ws.send(Message::Binary(frame.clone())).await.unwrap();
             sent += frame.len();
@@ -983,7 +987,7 @@ async fn stalled_target_backpressures_the_client() {
     })
     .await;
     assert!(blocked.is_err(), "the client was never slowed down");
-    // Far less than what an unbounded relay would have swallowed in 700 ms.
+    // Far less than what an unbounded relay would have swallowed in 400 ms.
     assert!(
         s.emu.stats().bytes_up < 16 * 1024 * 1024,
         "{}",
@@ -1055,7 +1059,11 @@ async fn resolve_overrides_and_endpoints() {
 #[tokio::test]
 async fn ip_connect_relays_to_the_literal_address() {
     let (echo, _task) = spawn_echo_target().await.unwrap();
-    let s = setup_with(|c| c.ip_connect_ports(None)).await;
+    let s = setup_with(|mut c| {
+        c.bastions[0].enable_ip_connect = true;
+        c.ip_connect_ports(None)
+    })
+    .await;
     let bastion = s.emu.bastion(&s.dns).unwrap().clone();
     let id = bastion.ip_connect_resource_id("127.0.0.1".parse().unwrap());
     let body = |hostname: &str| {
@@ -1097,10 +1105,12 @@ async fn ip_connect_relays_to_the_literal_address() {
 
 #[tokio::test]
 async fn ip_connect_port_allow_list_and_flag() {
-    let off = BastionFixture::standard(TEST_TENANT)
-        .dns_name("bst-noip.bastion.test")
-        .ip_connect(false);
-    let s = setup_with(|c| c.with_bastion(off.clone())).await;
+    let off = BastionFixture::standard(TEST_TENANT).dns_name("bst-noip.bastion.test");
+    let s = setup_with(|mut c| {
+        c.bastions[0].enable_ip_connect = true;
+        c.with_bastion(off)
+    })
+    .await;
     let id = s
         .emu
         .bastion(&s.dns)
@@ -1115,4 +1125,156 @@ async fn ip_connect_port_allow_list_and_flag() {
     assert_eq!(post(&s.dns, 8080).await, 403);
     assert_eq!(post(&s.dns, 22).await, 200);
     assert_eq!(post("bst-noip.bastion.test", 22).await, 403);
+}
+
+async fn recv(ws: &mut ClientWs) -> Message {
+    tokio::time::timeout(T, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+}
+
+fn ws_path(v: &Value) -> String {
+    format!(
+        "/webtunnelv2/{}?X-Node-Id={}",
+        enc(v["websocketToken"].as_str().unwrap()),
+        enc(v["nodeId"].as_str().unwrap())
+    )
+}
+
+#[tokio::test]
+async fn server_frame_quirks() {
+    let s = setup().await;
+    s.emu.set_faults(Faults {
+        fragment_size: Some(3),
+        empty_frames: true,
+        unsolicited_pong: true,
+        text_frame: Some("hi".into()),
+        ..Faults::default()
+    });
+    let (_, _, mut ws) = s.tunnel().await;
+    assert_eq!(
+        recv(&mut ws).await,
+        Message::Pong(Bytes::from_static(b"unsolicited"))
+    );
+    assert_eq!(recv(&mut ws).await, Message::Text("hi".into()));
+    ws.send(Message::Binary(Bytes::from_static(b"abcdefgh")))
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut ws).await, Message::Binary(Bytes::new()));
+    // tungstenite reassembles the three fragments.
+    assert_eq!(
+        recv(&mut ws).await,
+        Message::Binary(Bytes::from_static(b"abcdefgh"))
+    );
+    assert_eq!(s.emu.stats().frames_down, 3);
+
+    s.emu.set_faults(Faults {
+        rsv1_on_data: true,
+        ..Faults::default()
+    });
+    let (_, _, mut ws) = s.tunnel().await;
+    ws.send(Message::Binary(Bytes::from_static(b"x")))
+        .await
+        .unwrap();
+    assert!(matches!(
+        tokio::time::timeout(T, ws.next()).await.unwrap(),
+        Some(Err(_))
+    ));
+}
+
+#[tokio::test]
+async fn handshake_and_token_rejection_knobs() {
+    let free = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let down = vm_resource_id("down");
+    let s = setup_with(|c| c.target(down.clone(), 22, free)).await;
+    s.emu.set_faults(
+        Faults {
+            ws_reject: Some(HttpFault::html(503)),
+            ..Faults::default()
+        }
+        .for_resource(&s.vm)
+        .and(Faults {
+            target_failure: TargetFailure::Status502,
+            ..Faults::default()
+        }),
+    );
+    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
+    let r = s.client.websocket(&s.dns, &ws_path(&v)).await.unwrap_err();
+    assert_eq!(r.status, 503);
+    // A rejected upgrade does not consume the token.
+    assert_eq!(
+        s.client
+            .websocket(&s.dns, &ws_path(&v))
+            .await
+            .unwrap_err()
+            .status,
+        503
+    );
+    let v = s.client.mint(&s.dns, &down, 22, &arm_token()).await.json();
+    assert_eq!(
+        s.client
+            .websocket(&s.dns, &ws_path(&v))
+            .await
+            .unwrap_err()
+            .status,
+        502
+    );
+
+    s.emu.set_faults(Faults {
+        deny_oids: vec!["oid-1".into()],
+        ..Faults::default()
+    });
+    let r = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await;
+    assert_eq!(
+        (r.status, r.json()["message"].as_str()),
+        (403, Some("java.lang.NullPointerException"))
+    );
+
+    s.emu.set_faults(Faults {
+        omit_websocket_token: true,
+        ..Faults::default()
+    });
+    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
+    assert!(v.get("websocketToken").is_none() && v.get("authToken").is_some());
+}
+
+#[tokio::test]
+async fn hang_after_upgrade_sends_nothing() {
+    let s = setup().await;
+    s.emu.set_faults(Faults {
+        hang_after_upgrade: true,
+        ..Faults::default()
+    });
+    let (_, _, mut ws) = s.tunnel().await;
+    ws.send(Message::Binary(Bytes::from_static(b"hello?")))
+        .await
+        .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(150), ws.next())
+            .await
+            .is_err()
+    );
+    assert_eq!(s.emu.stats().live_websockets, 1);
+    drop(ws);
+    assert!(s.emu.wait_until(|st| st.live_websockets == 0, T).await);
+}
+
+#[tokio::test]
+async fn delete_can_close_the_live_websocket_and_check_the_node() {
+    let s = setup().await;
+    s.emu.set_faults(Faults {
+        delete_closes_websocket: true,
+        delete_requires_node: true,
+        ..Faults::default()
+    });
+    let (auth, node, mut ws) = s.tunnel().await;
+    assert_eq!(s.client.delete(&s.dns, &auth, "some-other-node").await, 404);
+    assert_eq!(s.client.delete(&s.dns, &auth, &node).await, 204);
+    assert_eq!(next_close(&mut ws).await, Some(1000));
+    s.emu.assert_no_orphans();
 }

@@ -94,23 +94,23 @@ async fn post_inner(
     let faults = shared.faults_for(resource_id, Some(n));
 
     // Injected faults first: they model the service or a proxy failing regardless of input.
-    if let Some(d) = faults.post_latency {
-        if !shared.sleep(d).await {
-            return (
-                respond::error(503, "Shutting down", None),
-                None,
-                "shutdown".into(),
-            );
-        }
+    if let Some(d) = faults.post_latency
+        && !shared.sleep(d).await
+    {
+        return (
+            respond::error(503, "Shutting down", None),
+            None,
+            "shutdown".into(),
+        );
     }
-    if let Some(rl) = &faults.token_429 {
-        if shared.rate_limited.fetch_add(1, Ordering::SeqCst) < rl.count {
-            let mut r = respond::error(429, "Too many requests", None);
-            if let Ok(v) = HeaderValue::from_str(&rl.retry_after_secs.to_string()) {
-                r.headers_mut().insert(RETRY_AFTER, v);
-            }
-            return (r, None, "fault: 429".into());
+    if let Some(rl) = &faults.token_429
+        && shared.rate_limited.fetch_add(1, Ordering::SeqCst) < rl.count
+    {
+        let mut r = respond::error(429, "Too many requests", None);
+        if let Ok(v) = HeaderValue::from_str(&rl.retry_after_secs.to_string()) {
+            r.headers_mut().insert(RETRY_AFTER, v);
         }
+        return (r, None, "fault: 429".into());
     }
     if faults.token_html_502 {
         return (respond::html_error(502), None, "fault: HTML 502".into());
@@ -212,19 +212,19 @@ async fn post_inner(
             let msg = "hostname must equal the IP address of the bh-hostConnect resource id";
             return (bad_request(msg), None, msg.into());
         }
-        if let Some(allowed) = &shared.config.ip_connect_ports {
-            if !allowed.contains(&port) {
-                let list: Vec<String> = allowed.iter().map(u16::to_string).collect();
-                let msg = format!(
-                    "Custom ports are not allowed. Allowed ports for Tunnel with IP connect are {}.",
-                    list.join(", ")
-                );
-                return (
-                    respond::error(403, &msg, Some("PERMISSION_DENIED")),
-                    None,
-                    msg,
-                );
-            }
+        if let Some(allowed) = &shared.config.ip_connect_ports
+            && !allowed.contains(&port)
+        {
+            let list: Vec<String> = allowed.iter().map(u16::to_string).collect();
+            let msg = format!(
+                "Custom ports are not allowed. Allowed ports for Tunnel with IP connect are {}.",
+                list.join(", ")
+            );
+            return (
+                respond::error(403, &msg, Some("PERMISSION_DENIED")),
+                None,
+                msg,
+            );
         }
         SocketAddr::new(ip, port)
     } else {
@@ -286,10 +286,10 @@ async fn post_inner(
         "availableDataSources": ["tcptunnel"],
         "websocketToken": websocket_token,
     });
-    if faults.omit_websocket_token {
-        if let Some(obj) = body.as_object_mut() {
-            obj.remove("websocketToken");
-        }
+    if faults.omit_websocket_token
+        && let Some(obj) = body.as_object_mut()
+    {
+        obj.remove("websocketToken");
     }
     (
         respond::json(200, &body),
@@ -332,10 +332,10 @@ async fn delete_inner(
         scope.as_ref().map(|s| s.1.as_str()),
         scope.as_ref().map(|s| s.2),
     );
-    if let Some(d) = faults.delete_latency {
-        if !shared.sleep(d).await {
-            return (respond::error(503, "Shutting down", None), session);
-        }
+    if let Some(d) = faults.delete_latency
+        && !shared.sleep(d).await
+    {
+        return (respond::error(503, "Shutting down", None), session);
     }
     if faults.delete_no_response {
         shared.sleep(NO_RESPONSE_LIMIT).await;
@@ -353,10 +353,10 @@ async fn delete_inner(
         .delete(&auth_token, node.as_deref(), faults.delete_requires_node)
     {
         DeleteOutcome::Deleted { id, relay } => {
-            if faults.delete_closes_websocket {
-                if let Some(relay) = relay {
-                    let _ = relay.send(RelayCommand::Close(1000, "session deleted".into()));
-                }
+            if faults.delete_closes_websocket
+                && let Some(relay) = relay
+            {
+                let _ = relay.send(RelayCommand::Close(1000, "session deleted".into()));
             }
             (respond::empty(status), Some(id))
         }

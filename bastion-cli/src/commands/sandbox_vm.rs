@@ -1,0 +1,162 @@
+//! A VM for the sandbox: `vm1` with an echo server on port 22 and a small HTTP server on port 80,
+//! behind its own Standard Bastion (`vm-bastion`, tunneling and IP connect on), added to a
+//! running [`Sandbox`] so `bastion tunnel` + curl/nc work against it.
+//!
+//! bastion-arm's `Sandbox` has clusters but no VM; this adds one through the emulators' public
+//! APIs (a second data-plane emulator on the sandbox's CA, and ARM documents added at runtime).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use bastion_arm::emulator::Sandbox;
+use bastion_arm::emulator::sandbox::{SPOKE_SUBSCRIPTION, TENANT};
+use bastion_core::emulator::{self, BastionFixture, Emulator, EmulatorConfig, TargetFixture};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::exit::{CliError, CliResult, Code};
+
+/// The VM's resource group.
+pub const VM_RESOURCE_GROUP: &str = "vm-rg";
+/// The VM's Bastion name.
+pub const VM_BASTION: &str = "vm-bastion";
+/// What the VM's HTTP server answers.
+pub const HTTP_GREETING: &str = "Hello from vm1 behind the sandbox Bastion\n";
+
+/// The VM's resource id.
+pub fn vm_id() -> String {
+    format!(
+        "/subscriptions/{SPOKE_SUBSCRIPTION}/resourceGroups/{VM_RESOURCE_GROUP}/providers/Microsoft.Compute/virtualMachines/vm1"
+    )
+}
+
+/// The VM's Bastion's resource id.
+pub fn vm_bastion_id() -> String {
+    format!(
+        "/subscriptions/{SPOKE_SUBSCRIPTION}/resourceGroups/{VM_RESOURCE_GROUP}/providers/Microsoft.Network/bastionHosts/{VM_BASTION}"
+    )
+}
+
+/// The running VM: its Bastion emulator and its servers.
+#[derive(Debug)]
+pub struct SandboxVm {
+    bastion: Emulator,
+    echo: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl SandboxVm {
+    /// Starts the VM's servers and Bastion, and adds both to the sandbox's ARM.
+    pub async fn add_to(sandbox: &Sandbox) -> CliResult<Self> {
+        let fail = |e: String| CliError::new(Code::Other, format!("cannot start the sandbox VM: {e}"));
+        let (echo, echo_task) = emulator::spawn_echo_target()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let (http, http_task) = spawn_http_server().await.map_err(|e| fail(e.to_string()))?;
+        let fixture = BastionFixture::new("Standard", TENANT, VM_BASTION)
+            .id(vm_bastion_id())
+            .tunneling(true)
+            .ip_connect(true);
+        let bastion = Emulator::start(
+            EmulatorConfig::single(fixture.clone())
+                .ca(sandbox.ca().clone())
+                .with_target(TargetFixture::new(vm_id(), 22, echo))
+                .with_target(TargetFixture::new(vm_id(), 80, http)),
+        )
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+        let dns = bastion.endpoint_for(&fixture.dns_name);
+        let vnet = format!(
+            "/subscriptions/{SPOKE_SUBSCRIPTION}/resourceGroups/{VM_RESOURCE_GROUP}/providers/Microsoft.Network/virtualNetworks/vm-vnet"
+        );
+        let docs = [
+            json!({
+                "id": vnet, "name": "vm-vnet", "type": "Microsoft.Network/virtualNetworks", "location": "eastus",
+                "properties": { "provisioningState": "Succeeded",
+                    "addressSpace": { "addressPrefixes": ["10.2.0.0/16"] },
+                    "subnets": [
+                        { "id": format!("{vnet}/subnets/AzureBastionSubnet"), "name": "AzureBastionSubnet",
+                          "properties": { "addressPrefix": "10.2.1.0/26" } },
+                        { "id": format!("{vnet}/subnets/default"), "name": "default",
+                          "properties": { "addressPrefix": "10.2.0.0/24" } }
+                    ],
+                    "virtualNetworkPeerings": [] }
+            }),
+            json!({
+                "id": vm_bastion_id(), "name": VM_BASTION, "type": "Microsoft.Network/bastionHosts",
+                "location": "eastus", "sku": { "name": "Standard" },
+                "properties": { "provisioningState": "Succeeded", "dnsName": dns, "scaleUnits": 2,
+                    "enableTunneling": true, "enableIpConnect": true,
+                    "ipConfigurations": [{ "name": "bastionHostIpConfiguration",
+                        "properties": { "subnet": { "id": format!("{vnet}/subnets/AzureBastionSubnet") } } }] }
+            }),
+            json!({
+                "id": vm_id(), "name": "vm1", "type": "Microsoft.Compute/virtualMachines",
+                "location": "eastus",
+                "properties": { "provisioningState": "Succeeded", "vmId": "5a0c8d4e-0000-4000-8000-00000000a001",
+                    "hardwareProfile": { "vmSize": "Standard_B2s" } }
+            }),
+        ];
+        sandbox.arm().with_fixtures(|f| {
+            f.resource_group(SPOKE_SUBSCRIPTION, VM_RESOURCE_GROUP)
+                .map_err(|e| fail(e.0.clone()))?;
+            for doc in docs {
+                f.resource(doc).map_err(|e| fail(e.0.clone()))?;
+            }
+            Ok::<(), CliError>(())
+        })?;
+        Ok(Self {
+            bastion,
+            echo,
+            tasks: vec![echo_task, http_task],
+        })
+    }
+
+    /// Host-to-address overrides for the VM's Bastion.
+    pub fn resolve(&self) -> Vec<(String, IpAddr)> {
+        self.bastion.resolve_overrides()
+    }
+
+    /// The echo server's address: IP connect in the emulator dials the IP and port it is given,
+    /// so `--target-ip-address 127.0.0.1 --resource-port <this port> --allow-any-port` reaches it.
+    pub fn echo_addr(&self) -> SocketAddr {
+        self.echo
+    }
+
+    /// Stops the VM's Bastion and servers.
+    pub async fn shutdown(self) {
+        self.bastion.shutdown().await;
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 server: every request gets [`HTTP_GREETING`], then the connection closes.
+async fn spawn_http_server() -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::with_capacity(1024);
+                let mut chunk = [0u8; 1024];
+                // Read the request head (bounded), then answer.
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{HTTP_GREETING}",
+                    HTTP_GREETING.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    Ok((addr, task))
+}

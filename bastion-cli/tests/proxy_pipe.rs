@@ -1,0 +1,70 @@
+//! `bastion proxy` driven through a pipe, as ssh's ProxyCommand drives it: the bytes that come
+//! out on stdout are the bytes that went in on stdin, and nothing else.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{CoreSandbox, WAIT, bastion};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_in_equal_bytes_out() {
+    let sandbox = CoreSandbox::start().await;
+    let mut cmd = bastion();
+    cmd.args([
+        "proxy",
+        "--bastion-endpoint",
+        &sandbox.endpoint(),
+        "--target-resource-id",
+        &sandbox.vm,
+        "--resource-port",
+        "22",
+    ])
+    .envs(sandbox.env())
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+
+    // 1 MiB of varied bytes, written while reading the echo back.
+    let payload: Vec<u8> = (0..1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let to_send = payload.clone();
+    let writer = tokio::spawn(async move {
+        for chunk in to_send.chunks(8 * 1024) {
+            stdin.write_all(chunk).await.unwrap();
+        }
+        stdin.flush().await.unwrap();
+        stdin
+    });
+    let mut echoed = vec![0u8; payload.len()];
+    tokio::time::timeout(WAIT, stdout.read_exact(&mut echoed))
+        .await
+        .expect("the echo came back in time")
+        .unwrap();
+    assert!(echoed == payload, "bytes out differ from bytes in");
+
+    // Closing stdin ends the session; nothing else appears on stdout.
+    let stdin = writer.await.unwrap();
+    drop(stdin);
+    let mut rest = Vec::new();
+    tokio::time::timeout(WAIT, stdout.read_to_end(&mut rest))
+        .await
+        .expect("stdout closed in time")
+        .unwrap();
+    assert!(rest.is_empty(), "stdout carried {} extra bytes", rest.len());
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("proxy exited in time")
+        .unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).await.unwrap();
+    assert!(status.success(), "exit {status:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    sandbox.emu.assert_no_orphans();
+}
