@@ -57,7 +57,7 @@ async fn trace_logs_carry_no_token_values() {
     secrets.extend(arm.split('.').filter(|p| p.len() > 8).map(str::to_owned));
     for s in h.emulator.sessions() {
         secrets.push(s.auth_token.clone());
-        // websocket tokens: see registry field (added below)
+        secrets.push(s.websocket_token.clone());
     }
     assert!(secrets.len() > 4);
     for secret in secrets {

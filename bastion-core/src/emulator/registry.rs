@@ -41,6 +41,9 @@ pub struct SessionRecord {
     pub id: u64,
     /// The `authToken` (a test fixture value).
     pub auth_token: String,
+    /// The session's one-time WebSocket token (a test fixture: shown so tests can prove it
+    /// never leaks into logs).
+    pub websocket_token: String,
     /// The node holding the session.
     pub node_id: String,
     /// The Bastion resource id the session was minted on.
@@ -386,6 +389,7 @@ impl Registry {
             record: SessionRecord {
                 id,
                 auth_token: s.auth_token,
+                websocket_token: s.websocket_token,
                 node_id: s.node_id,
                 bastion_id: s.bastion_id,
                 resource_id: s.resource_id,
