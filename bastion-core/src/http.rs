@@ -228,17 +228,12 @@ impl HttpsClient {
     /// `POST /api/tokens`: exchanges the ARM token for a Bastion session. Success is status 200
     /// exactly; anything else is an [`Error::Http`] carrying the service's message.
     pub async fn post_token(&self, endpoint: &Endpoint, form: &Secret) -> Result<TokenResponse> {
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri(format!(
-                "https://{}{}",
-                endpoint.authority(),
-                protocol::TOKENS_PATH
-            ))
-            .header(header::ACCEPT, "*/*")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Bytes::copy_from_slice(form.expose().as_bytes()))
-            .map_err(|e| Error::Config(format!("cannot build the token request: {e}")))?;
+        let req = post_request(
+            endpoint,
+            protocol::TOKENS_PATH,
+            "application/x-www-form-urlencoded",
+            form,
+        )?;
         let resp = self.send_with_retries(req).await?;
         if resp.status() != StatusCode::OK {
             return Err(http_error(Operation::TokenExchange, &resp));
@@ -281,22 +276,34 @@ impl HttpsClient {
 
     /// The Developer SKU data-pod lookup, `POST /api/connection`.
     pub async fn post_connection(&self, endpoint: &Endpoint, body: &Secret) -> Result<Endpoint> {
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri(format!(
-                "https://{}{}",
-                endpoint.authority(),
-                protocol::CONNECTION_PATH
-            ))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Bytes::copy_from_slice(body.expose().as_bytes()))
-            .map_err(|e| Error::Config(format!("cannot build the connection request: {e}")))?;
+        let req = post_request(
+            endpoint,
+            protocol::CONNECTION_PATH,
+            "application/json",
+            body,
+        )?;
         let resp = self.send_with_retries(req).await?;
         if !resp.status().is_success() {
             return Err(http_error(Operation::DataPodLookup, &resp));
         }
         Ok(protocol::parse_connection_reply(resp.body())?)
     }
+}
+
+/// A POST of `body` to `path` on the endpoint.
+fn post_request(
+    endpoint: &Endpoint,
+    path: &str,
+    content_type: &str,
+    body: &Secret,
+) -> Result<Request<Bytes>> {
+    Request::builder()
+        .method(Method::POST)
+        .uri(format!("https://{}{path}", endpoint.authority()))
+        .header(header::ACCEPT, "*/*")
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Bytes::copy_from_slice(body.expose().as_bytes()))
+        .map_err(|e| Error::Config(format!("cannot build the request to {path}: {e}")))
 }
 
 /// An [`Error::Http`] from a non-success response: status, reason and the service's message.
