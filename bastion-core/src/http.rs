@@ -23,6 +23,8 @@ use rand::RngExt;
 
 use crate::error::Operation;
 use crate::protocol::{self, Endpoint, TokenResponse};
+use crate::proxy::ProxyConnector;
+pub use crate::proxy::ProxySetting;
 use crate::{Error, Result, Secret};
 
 /// The largest response body read into memory.
@@ -47,6 +49,8 @@ pub struct HttpsConfig {
     pub user_agent: String,
     /// TCP keepalive idle time on every socket.
     pub tcp_keepalive: Option<Duration>,
+    /// Whether to go through an HTTPS proxy (default: as `HTTPS_PROXY`/`NO_PROXY` say).
+    pub proxy: ProxySetting,
 }
 
 impl Default for HttpsConfig {
@@ -60,11 +64,12 @@ impl Default for HttpsConfig {
             max_retry_after: Duration::from_secs(30),
             user_agent: format!("bastion-cli/{}", env!("CARGO_PKG_VERSION")),
             tcp_keepalive: Some(Duration::from_secs(30)),
+            proxy: ProxySetting::FromEnv,
         }
     }
 }
 
-type Connector = HttpsConnector<HttpConnector<OverrideResolver>>;
+type Connector = HttpsConnector<ProxyConnector>;
 
 /// A pooled HTTPS/1.1 client. Cheap to clone; clones share the pool.
 #[derive(Clone)]
@@ -85,14 +90,15 @@ impl HttpsClient {
     /// Builds a client. Fails only on an unusable CA bundle.
     pub fn new(config: HttpsConfig) -> Result<Self> {
         let tls = crate::tls::client_config(config.extra_root_ca_pem.as_deref())?;
+        let overrides: Arc<HashMap<String, IpAddr>> = Arc::new(
+            config
+                .resolve
+                .iter()
+                .map(|(h, ip)| (h.to_ascii_lowercase(), *ip))
+                .collect(),
+        );
         let resolver = OverrideResolver {
-            overrides: Arc::new(
-                config
-                    .resolve
-                    .iter()
-                    .map(|(h, ip)| (h.to_ascii_lowercase(), *ip))
-                    .collect(),
-            ),
+            overrides: Arc::clone(&overrides),
         };
         let mut http = HttpConnector::new_with_resolver(resolver);
         http.enforce_http(false);
@@ -102,7 +108,8 @@ impl HttpsClient {
         http.set_keepalive_interval(Some(Duration::from_secs(10)));
         http.set_keepalive_retries(Some(3));
         // Built from the parts so the ALPN list (http/1.1 only) of our TLS config is kept.
-        let mut https = HttpsConnector::from((http, Arc::new(tls)));
+        let tcp = ProxyConnector::new(http, &config.proxy, overrides);
+        let mut https = HttpsConnector::from((tcp, Arc::new(tls)));
         https.enforce_https();
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
@@ -366,7 +373,7 @@ fn connect_error(authority: &str, err: &hyper_util::client::legacy::Error) -> Er
 
 /// Resolves names through the override table first, then the system resolver.
 #[derive(Clone)]
-struct OverrideResolver {
+pub(crate) struct OverrideResolver {
     overrides: Arc<HashMap<String, IpAddr>>,
 }
 

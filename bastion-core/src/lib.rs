@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod listener;
 pub mod protocol;
+mod proxy;
 mod secret;
 pub mod session;
 pub mod stream;
