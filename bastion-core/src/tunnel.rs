@@ -383,28 +383,46 @@ impl Tunnel {
         L: AsyncRead + AsyncWrite + Unpin,
     {
         let started = Instant::now();
-        let conn = tokio::select! {
-            c = self.connect() => c,
-            _ = cancel.cancelled() => Err(Error::ShuttingDown),
-        };
-        let conn = match conn {
-            Ok(c) => c,
-            Err(e) => {
-                return (
-                    RelayStats {
-                        duration: started.elapsed(),
-                        ..RelayStats::default()
-                    },
-                    Err(e),
-                );
+        let mut local = local;
+        let mut total = RelayStats::default();
+        let mut replay: Option<Vec<u8>> = None;
+        loop {
+            let conn = tokio::select! {
+                c = self.connect() => c,
+                _ = cancel.cancelled() => Err(Error::ShuttingDown),
+            };
+            let conn = match conn {
+                Ok(c) => c,
+                Err(e) => {
+                    total.duration = started.elapsed();
+                    return (total, Err(e));
+                }
+            };
+            self.inner.active.fetch_add(1, Ordering::Relaxed);
+            let first_attempt = replay.is_none();
+            let outcome = pump(conn, &mut local, replay.take(), cancel, &self.inner.config).await;
+            self.inner.active.fetch_sub(1, Ordering::Relaxed);
+            total.bytes_up += outcome.stats.bytes_up;
+            total.bytes_down += outcome.stats.bytes_down;
+            match outcome.retry {
+                // The Bastion's proxy layer answered the upgrade with an in-band HTTP error
+                // before anything reached the local side: one more session, same local socket.
+                Some(bytes) if first_attempt => {
+                    if let Err(e) = &outcome.result {
+                        tracing::warn!(error = %e, replay_bytes = bytes.len(), "retrying once on a new session");
+                    }
+                    replay = Some(bytes);
+                }
+                _ => {
+                    if outcome.retry.is_some() {
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(1), local.shutdown()).await;
+                    }
+                    total.duration = started.elapsed();
+                    return (total, outcome.result);
+                }
             }
-        };
-        self.inner.active.fetch_add(1, Ordering::Relaxed);
-        let result = pump(conn, local, cancel, &self.inner.config).await;
-        self.inner.active.fetch_sub(1, Ordering::Relaxed);
-        let (mut stats, outcome) = result;
-        stats.duration = started.elapsed();
-        (stats, outcome)
+        }
     }
 
     /// Relays stdin/stdout through one session (ssh `ProxyCommand`); nothing but payload is
@@ -637,12 +655,25 @@ enum Ending {
     Shutdown,
 }
 
+/// The result of one relay attempt.
+struct PumpOutcome {
+    stats: RelayStats,
+    result: Result<()>,
+    /// Set when the attempt failed with an in-band HTTP error before any byte reached the local
+    /// side and everything sent so far fits the replay buffer: the bytes to send again.
+    retry: Option<Vec<u8>>,
+}
+
+/// The most bytes kept for replaying on a retry after an in-band HTTP error.
+const REPLAY_LIMIT: usize = 64 * 1024;
+
 async fn pump<L>(
     conn: TunnelConnection,
-    local: L,
+    local: &mut L,
+    replay_in: Option<Vec<u8>>,
     cancel: &CancellationToken,
     config: &TunnelConfig,
-) -> (RelayStats, Result<()>)
+) -> PumpOutcome
 where
     L: AsyncRead + AsyncWrite + Unpin,
 {
@@ -653,12 +684,32 @@ where
     let touch = || {
         last_activity.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
     };
+    // What went upstream before the first byte came back, in case the attempt must be redone.
+    let replay = std::sync::Mutex::new(Some(replay_in.clone().unwrap_or_default()));
+    let replaying = std::sync::atomic::AtomicBool::new(true);
+    let record = |bytes: &[u8]| {
+        if replaying.load(Ordering::Relaxed) {
+            let mut guard = replay.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_mut() {
+                Some(buf) if buf.len() + bytes.len() <= REPLAY_LIMIT => {
+                    buf.extend_from_slice(bytes)
+                }
+                _ => {
+                    *guard = None;
+                    replaying.store(false, Ordering::Relaxed);
+                }
+            }
+        }
+    };
     let (mut local_r, mut local_w) = tokio::io::split(local);
     let (mut ws_r, mut ws_w) = tokio::io::split(conn);
 
     let ending = {
         // Each direction tags its errors with the side they came from.
         let up = async {
+            if let Some(bytes) = &replay_in {
+                ws_w.write_all(bytes).await.map_err(Side::Tunnel)?;
+            }
             let mut buf = vec![0u8; UP_BUFFER];
             loop {
                 let n = local_r.read(&mut buf).await.map_err(Side::Local)?;
@@ -666,6 +717,7 @@ where
                     ws_w.shutdown().await.map_err(Side::Tunnel)?;
                     return Ok::<(), Side>(());
                 }
+                record(&buf[..n]);
                 ws_w.write_all(&buf[..n]).await.map_err(Side::Tunnel)?;
                 up_bytes.fetch_add(n as u64, Ordering::Relaxed);
                 touch();
@@ -678,6 +730,9 @@ where
                 if n == 0 {
                     let _ = local_w.shutdown().await;
                     return Ok::<(), Side>(());
+                }
+                if replaying.swap(false, Ordering::Relaxed) {
+                    *replay.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 }
                 local_w.write_all(&buf[..n]).await.map_err(Side::Local)?;
                 down_bytes.fetch_add(n as u64, Ordering::Relaxed);
@@ -706,6 +761,16 @@ where
                     Ok(Err(side)) => side.into(),
                     _ => Ending::LocalEof,
                 },
+                // A failed write to the Bastion is usually a symptom; the read side knows the
+                // cause (an in-band HTTP error, a Close code), so give it a moment to say so.
+                Err(Side::Tunnel(e)) => {
+                    match tokio::time::timeout(Duration::from_millis(500), &mut down).await {
+                        Ok(Err(Side::Tunnel(cause))) => Ending::TunnelError(cause),
+                        // The Bastion ended the stream (its Close code is reported below).
+                        Ok(Ok(())) => Ending::RemoteEnded,
+                        _ => Ending::TunnelError(e),
+                    }
+                }
                 Err(side) => side.into(),
             },
             r = &mut down => match r {
@@ -718,7 +783,7 @@ where
     };
 
     let mut conn = ws_r.unsplit(ws_w);
-    let mut local = local_r.unsplit(local_w);
+    let local = local_r.unsplit(local_w);
     let stats = RelayStats {
         bytes_up: up_bytes.load(Ordering::Relaxed),
         bytes_down: down_bytes.load(Ordering::Relaxed),
@@ -742,9 +807,16 @@ where
         }
         Ending::Shutdown => Ok(()),
     };
-    // Close the WebSocket (no-op if a Close was already sent) and the local socket.
+    let retry = match &result {
+        Err(e) if e.is_in_band_http() => replay.into_inner().unwrap_or_else(|p| p.into_inner()),
+        _ => None,
+    };
+    // Close the WebSocket (no-op if a Close was already sent) and, unless the attempt is to be
+    // redone, the local socket.
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.stream.shutdown()).await;
-    let _ = tokio::time::timeout(Duration::from_secs(1), local.shutdown()).await;
+    if retry.is_none() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), local.shutdown()).await;
+    }
     let abnormal = conn
         .peer_close()
         .filter(|c| !c.is_normal())
@@ -753,7 +825,6 @@ where
         Some(session) => session.delete().await,
         None => Ok(()),
     };
-    drop(local);
     let result = match (result, abnormal) {
         (Err(e), _) => Err(e),
         (Ok(()), Some(close)) => Err(close),
@@ -762,7 +833,11 @@ where
     if let Err(e) = &delete {
         tracing::warn!(error = %e, "session delete failed; it will be retried at shutdown");
     }
-    (stats, result)
+    PumpOutcome {
+        stats,
+        result,
+        retry,
+    }
 }
 
 /// Which side of a relay an I/O error came from.

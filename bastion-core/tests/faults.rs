@@ -282,3 +282,30 @@ async fn unreachable_target_is_reported_with_close_1011() {
     served.stop().await;
     h.assert_all_sessions_deleted().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_off_in_band_error_is_retried_on_a_new_session_with_the_bytes_replayed() {
+    let h = Harness::start().await;
+    let served = Served::start(h.tunnel()).await;
+    h.emulator.set_faults(
+        Faults {
+            in_band_http_after_upgrade: true,
+            ..Faults::none()
+        }
+        .for_nth_token(1),
+    );
+    let data = random_bytes(30_000, 8);
+    let out = echo_round_trip(served.connect().await, &data).await;
+    assert_eq!(
+        out, data,
+        "the bytes sent before the failure must be replayed"
+    );
+    let summary = served.stop().await;
+    assert_eq!((summary.accepted, summary.failed), (1, 0));
+    h.assert_all_sessions_deleted().await;
+    assert_eq!(
+        h.emulator.stats().tokens_issued,
+        2,
+        "one retry on a new session"
+    );
+}
