@@ -29,6 +29,7 @@ pub struct Cli {
 
 /// Options every command understands.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalOpts {
     /// Output format: human text, or one JSON object per result or event on stdout.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text, env = "BASTION_OUTPUT")]
@@ -43,7 +44,12 @@ pub struct GlobalOpts {
     pub quiet: bool,
 
     /// Azure cloud: AzureCloud, AzureUSGovernment or AzureChinaCloud.
-    #[arg(long, global = true, env = "BASTION_CLOUD", default_value = "AzureCloud")]
+    #[arg(
+        long,
+        global = true,
+        env = "BASTION_CLOUD",
+        default_value = "AzureCloud"
+    )]
     pub cloud: String,
 
     /// ARM endpoint of a custom cloud or the emulator (e.g. https://management.emulator.test:8443/).
@@ -211,6 +217,10 @@ pub struct TunnelArgs {
     /// At most this many tunnelled connections at once; more wait their turn.
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+
+    /// Close the tunnel and exit after this many seconds without any open connection.
+    #[arg(long, value_name = "SECONDS")]
+    pub exit_after_idle: Option<u64>,
 }
 
 /// `bastion proxy`.

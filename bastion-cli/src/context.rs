@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::cli::{AuthMethod, GlobalOpts};
 use crate::exit::{CliError, CliResult, Code};
+use crate::identity::IdentityTransport;
 use crate::output::Output;
 
 /// What every command gets: output, cloud, TLS trust, resolve overrides and credentials.
@@ -174,7 +175,11 @@ impl Context {
             },
         };
         let transport = self.transport()?;
-        let cred = build_credential(&kind, &self.cloud, Arc::new(transport)).map_err(|e| {
+        let http: Arc<dyn azure_core::http::HttpClient> = match kind {
+            CredentialKind::ManagedIdentity { .. } => Arc::new(IdentityTransport::new(transport)),
+            _ => Arc::new(transport),
+        };
+        let cred = build_credential(&kind, &self.cloud, http).map_err(|e| {
             CliError::new(Code::Auth, e.to_string())
                 .hint("choose another --auth method or set the variables it names")
         })?;

@@ -10,6 +10,7 @@
 //! | 5 | authentication or authorization failed (token, sign-in, 401/403) |
 //! | 6 | the tunnel failed (Bastion endpoint, token exchange, WebSocket) |
 //! | N | `ssh`, `aks -- COMMAND` and the `aks` shell exit with the child's own code |
+//! | 130, 143 | interrupted by SIGINT / SIGTERM before the tunnel was up |
 
 use std::fmt;
 use std::process::ExitCode;
@@ -24,7 +25,8 @@ Exit codes:
   4  pre-flight check failed (SKU, native client, IP connect, roles, network)
   5  authentication or authorization failed
   6  tunnel failed (Bastion endpoint, token exchange, WebSocket)
-  N  `ssh`, `aks -- COMMAND` and the `aks` shell exit with the child's own code";
+  N  `ssh`, `aks -- COMMAND` and the `aks` shell exit with the child's own code
+  130/143  interrupted by SIGINT/SIGTERM before the tunnel was up";
 
 /// A category of failure with a fixed exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +43,8 @@ pub enum Code {
     Auth,
     /// 6: the tunnel failed.
     Tunnel,
+    /// 128 + the signal that interrupted the setup (130 for SIGINT, 143 for SIGTERM).
+    Interrupted(u8),
 }
 
 impl Code {
@@ -53,6 +57,7 @@ impl Code {
             Code::Preflight => 4,
             Code::Auth => 5,
             Code::Tunnel => 6,
+            Code::Interrupted(status) => status,
         }
     }
 
@@ -65,6 +70,7 @@ impl Code {
             Code::Preflight => "preflight_failed",
             Code::Auth => "auth_failed",
             Code::Tunnel => "tunnel_failed",
+            Code::Interrupted(_) => "interrupted",
         }
     }
 }
@@ -163,7 +169,12 @@ pub fn child_status(status: std::process::ExitStatus) -> u8 {
 /// Flattens a multi-line message into one line.
 fn one_line(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for (i, line) in s.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
+    for (i, line) in s
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
         if i > 0 {
             out.push(' ');
         }
@@ -226,7 +237,13 @@ impl From<bastion_arm::bastion::NativeClientError> for CliError {
             E::InvalidPort => Code::Usage,
             _ => Code::Preflight,
         };
-        CliError::new(code, e.to_string())
+        let err = CliError::new(code, e.to_string());
+        match e {
+            E::DeveloperPortNotAllowed { .. } | E::IpConnectPortNotAllowed { .. } => {
+                err.hint("pass --allow-any-port to try another port anyway")
+            }
+            _ => err,
+        }
     }
 }
 

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod context;
 mod exit;
+mod identity;
 mod output;
 mod signals;
 
@@ -39,7 +40,10 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            out.error(&CliError::new(Code::Other, format!("cannot start the async runtime: {e}")));
+            out.error(&CliError::new(
+                Code::Other,
+                format!("cannot start the async runtime: {e}"),
+            ));
             return ExitCode::from(Code::Other.status());
         }
     };
@@ -56,8 +60,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, out: Output) -> CliResult<Outcome> {
-    if let Command::Completions(args) = &cli.command {
-        return commands::completions::run(args);
+    // These need no Azure settings: stale BASTION_* variables must not get in their way.
+    match &cli.command {
+        Command::Completions(args) => return commands::completions::run(args),
+        Command::Emulate(args) => return commands::emulate::run(out, args).await,
+        Command::Demo(args) => return commands::demo::run(out, args).await,
+        _ => {}
     }
     let ctx = Context::new(&cli.global, out)?;
     match &cli.command {
@@ -67,14 +75,19 @@ async fn run(cli: Cli, out: Output) -> CliResult<Outcome> {
         Command::Aks(args) => commands::aks::run(&ctx, args).await,
         Command::Check(CheckCommand::Aks(args)) => commands::check::run_aks(&ctx, args).await,
         Command::Check(CheckCommand::Tunnel(args)) => commands::check::run_tunnel(&ctx, args).await,
-        Command::Emulate(args) => commands::emulate::run(&ctx, args).await,
-        Command::Demo(args) => commands::demo::run(&ctx, args).await,
-        Command::Completions(args) => commands::completions::run(args),
+        Command::Completions(_) | Command::Emulate(_) | Command::Demo(_) => Err(CliError::new(
+            Code::Other,
+            "internal: command dispatched twice",
+        )),
     }
 }
 
 /// Logging on stderr: warnings by default, more with -v, only errors with -q; RUST_LOG wins.
 fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let default = match (quiet, verbose) {
         (true, _) => "error",
         // The Bastion gate's warnings are printed by the commands themselves.
@@ -83,14 +96,28 @@ fn init_tracing(verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         (false, _) => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let plain = from_env.is_none() && verbose == 0;
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(default));
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(verbose > 0)
         .with_ansi(ansi)
-        .try_init();
+        .with_filter(filter)
+        .with_filter(tracing_subscriber::filter::filter_fn(move |meta| {
+            // Without -v, a connection's end is reported once, by the command's own line (from
+            // `Tunnel::subscribe`), not again by the library's log event.
+            !(plain && is_connection_summary(meta))
+        }));
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
+/// bastion-core's per-connection "closed"/"failed" log events.
+fn is_connection_summary(meta: &tracing::Metadata<'_>) -> bool {
+    meta.target() == "bastion_core::tunnel"
+        && meta.fields().field("conn").is_some()
+        && meta.fields().field("bytes_up").is_some()
 }
 
 /// Clap's errors, as one line `error: <what> — <what to do>` with the usual exit code 2

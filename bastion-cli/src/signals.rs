@@ -3,6 +3,8 @@
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
+use crate::exit::{CliError, CliResult, Code};
+
 /// Which signal arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Received {
@@ -76,6 +78,23 @@ impl Signals {
                 _ = self.term.recv() => return Received::Terminate,
                 _ = self.hup.recv() => return Received::Hangup,
             }
+        }
+    }
+
+    /// Runs `fut` unless a termination signal comes first, in which case it is dropped and the
+    /// command ends with the signal's conventional status (setup steps hold nothing to clean up
+    /// beyond what their drop releases).
+    pub async fn interruptible<T>(
+        &mut self,
+        fut: impl std::future::Future<Output = CliResult<T>>,
+    ) -> CliResult<T> {
+        tokio::select! {
+            r = fut => r,
+            sig = self.recv() => Err(CliError::new(
+                Code::Interrupted(sig.exit_status()),
+                format!("interrupted by {}", sig.name()),
+            )
+            .hint("nothing was left behind")),
         }
     }
 

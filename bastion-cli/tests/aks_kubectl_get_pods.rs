@@ -58,15 +58,29 @@ async fn kubectl_lists_the_pods_and_nothing_is_left_behind() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}\n{stdout}\n{stderr}", out.status);
-    assert!(stdout.contains("hello-web-7c9d8f6b5d-x2x7q"), "pods listed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains("hello-web-7c9d8f6b5d-x2x7q"),
+        "pods listed:\n{stdout}\n{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 
     // Every session the flow minted (the probe and kubectl's) was deleted.
     let sessions = s.sandbox.bastion().sessions();
-    assert!(sessions.len() >= 2, "probe + kubectl sessions: {sessions:?}");
+    assert!(
+        sessions.len() >= 2,
+        "probe + kubectl sessions: {sessions:?}"
+    );
     s.sandbox.bastion().assert_no_orphans();
     // No kubeconfig (or anything else) left in TMPDIR.
-    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().map(|e| e.path()).collect();
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     assert!(left.is_empty(), "left on disk: {left:?}");
 }

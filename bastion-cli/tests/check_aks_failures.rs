@@ -26,7 +26,16 @@ fn row<'a>(stdout: &'a str, status_and_id: &str) -> Vec<&'a str> {
 async fn caller_without_reader_on_the_bastion_gets_the_role_row() {
     let s = ArmSandbox::start().await;
     let out = run(
-        &["check", "aks", "-n", "myaks", "-g", "aks-rg", "--bastion", HUB_BASTION],
+        &[
+            "check",
+            "aks",
+            "-n",
+            "myaks",
+            "-g",
+            "aks-rg",
+            "--bastion",
+            HUB_BASTION,
+        ],
         &s.env_as(NO_BASTION_READER),
     )
     .await;
@@ -45,7 +54,16 @@ async fn caller_without_reader_on_the_bastion_gets_the_role_row() {
 async fn basic_sku_bastion_fails_the_native_client_row() {
     let s = ArmSandbox::start().await;
     let out = run(
-        &["check", "aks", "-n", "myaks", "-g", "aks-rg", "--bastion", BASIC_BASTION],
+        &[
+            "check",
+            "aks",
+            "-n",
+            "myaks",
+            "-g",
+            "aks-rg",
+            "--bastion",
+            BASIC_BASTION,
+        ],
         &s.env(),
     )
     .await;
@@ -71,12 +89,17 @@ async fn public_fqdn_disabled_cluster_without_dns_link_fails_the_dns_row() {
             .map(|(id, _)| id.clone())
             .filter(|id| {
                 id.as_str().contains("/virtualNetworkLinks/hub-link")
-                    && id.as_str().contains(&format!("MC_aks-rg_{}_eastus", cluster.name()))
+                    && id
+                        .as_str()
+                        .contains(&format!("MC_aks-rg_{}_eastus", cluster.name()))
             })
             .collect();
         links.iter().filter(|id| f.remove_resource(id)).count()
     });
-    assert_eq!(removed, 1, "the sandbox should link privaks' zone to the hub VNet");
+    assert_eq!(
+        removed, 1,
+        "the sandbox should link privaks' zone to the hub VNet"
+    );
 
     let out = run(&["check", "aks", "-n", "privaks", "-g", "aks-rg"], &s.env()).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -91,7 +114,11 @@ async fn a_healthy_cluster_passes_with_exit_code_zero() {
     let s = ArmSandbox::start().await;
     let out = run(&["check", "aks", "-n", "myaks", "-g", "aks-rg"], &s.env()).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("PASS    N1"), "{stdout}");
     assert!(!stdout.contains("FAIL"), "{stdout}");
 }

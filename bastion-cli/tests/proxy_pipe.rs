@@ -63,7 +63,13 @@ async fn bytes_in_equal_bytes_out() {
         .expect("proxy exited in time")
         .unwrap();
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).await.unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
     assert!(status.success(), "exit {status:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     sandbox.emu.assert_no_orphans();

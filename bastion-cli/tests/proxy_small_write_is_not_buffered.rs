@@ -35,7 +35,9 @@ async fn five_bytes_come_back_while_stdin_stays_open() {
         let mut back = [0u8; 5];
         tokio::time::timeout(Duration::from_secs(10), stdout.read_exact(&mut back))
             .await
-            .unwrap_or_else(|_| panic!("round {round}: 5 bytes did not come back while stdin is open"))
+            .unwrap_or_else(|_| {
+                panic!("round {round}: 5 bytes did not come back while stdin is open")
+            })
             .unwrap();
         assert_eq!(back, msg);
     }

@@ -29,7 +29,10 @@ async fn tunnel_relays_and_sigterm_deletes_every_session() {
     // Two connections at once, each echoed through its own session.
     let mut a = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let mut b = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    for (conn, msg) in [(&mut a, b"first".as_slice()), (&mut b, b"second".as_slice())] {
+    for (conn, msg) in [
+        (&mut a, b"first".as_slice()),
+        (&mut b, b"second".as_slice()),
+    ] {
         conn.write_all(msg).await.unwrap();
         let mut buf = vec![0; msg.len()];
         tokio::time::timeout(WAIT, conn.read_exact(&mut buf))
@@ -39,17 +42,27 @@ async fn tunnel_relays_and_sigterm_deletes_every_session() {
         assert_eq!(buf, msg);
     }
     drop(a);
-    run.wait_for_line(|l| l.contains("closed after") && l.contains("5 B sent"), WAIT)
-        .await;
+    run.wait_for_line(
+        |l| l.contains("closed after") && l.contains("5 B sent"),
+        WAIT,
+    )
+    .await;
 
     // b is still open: SIGTERM must close it and delete its session.
     run.signal(rustix::process::Signal::TERM);
     let status = run.wait(Duration::from_secs(15)).await;
-    assert!(status.success(), "exit status {status:?}; stderr:\n{}", run.stderr());
+    assert!(
+        status.success(),
+        "exit status {status:?}; stderr:\n{}",
+        run.stderr()
+    );
     // The process has exited: every session it minted must already be deleted.
     sandbox.emu.assert_no_orphans();
     let log = run.stderr();
     assert!(log.contains("connection 1 opened from 127.0.0.1"), "{log}");
-    assert!(!log.contains(&sandbox.token), "the token must never be printed");
+    assert!(
+        !log.contains(&sandbox.token),
+        "the token must never be printed"
+    );
     drop(b);
 }

@@ -9,6 +9,7 @@ use std::pin::Pin;
 
 use bastion_arm::aks::{ManagedCluster, fetch_kubeconfig};
 use bastion_arm::bastion::{BastionHost, EndpointPlan, Usage};
+use bastion_arm::kubeconfig::Kubeconfig;
 use bastion_arm::preflight::{Report, Status, run_aks_preflight};
 use bastion_core::{ConnectionEvent, Endpoint, LocalListener, Target, Tunnel, TunnelConfig};
 use serde_json::json;
@@ -86,10 +87,19 @@ pub async fn run(ctx: &Context, args: &AksArgs) -> CliResult<Outcome> {
     run_flow(ctx, Flow::from(args), &mut signals).await
 }
 
-/// The flow, step by step with timings.
-pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> CliResult<Outcome> {
+/// What the steps before the kubeconfig produce.
+struct Prepared {
+    cluster: ManagedCluster,
+    bastion: BastionHost,
+    plan: EndpointPlan,
+    listener: LocalListener,
+    fetched: Kubeconfig,
+}
+
+/// Cluster, Bastion, gate, pre-flight, listener, credentials: nothing to clean up yet.
+async fn prepare(ctx: &Context, flow: &Flow<'_>) -> CliResult<Prepared> {
     let out = &ctx.out;
-    check_flow(&flow)?;
+    check_flow(flow)?;
     let arm = ctx.arm_client()?;
     let admin = flow.cluster.admin;
 
@@ -98,7 +108,11 @@ pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> C
     step.done(format!(
         "Cluster {} ({}, {})",
         cluster.display_name(),
-        if cluster.is_private() { "private" } else { "public" },
+        if cluster.is_private() {
+            "private"
+        } else {
+            "public"
+        },
         cluster.location
     ));
 
@@ -107,8 +121,13 @@ pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> C
         Ok(found) => found,
         Err(BastionFailure::Unreadable(row)) => {
             let report = cluster::unreadable_report(row);
-            show_failed_report(ctx, &cluster, flow.cluster.bastion.as_deref().unwrap_or("?"), &report);
-            return Err(cluster::preflight_error(&report));
+            show_failed_report(
+                ctx,
+                &cluster,
+                flow.cluster.bastion.as_deref().unwrap_or("?"),
+                &report,
+            );
+            return Err(cluster::preflight_error(&report, "bastion check aks"));
         }
         Err(BastionFailure::Error(e)) => return Err(e),
     };
@@ -135,9 +154,12 @@ pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> C
         let report = run_aks_preflight(&arm, &cluster, &bastion, admin).await;
         if !report.passed() {
             show_failed_report(ctx, &cluster, bastion.id.as_str(), &report);
-            return Err(cluster::preflight_error(&report));
+            return Err(cluster::preflight_error(&report, "bastion check aks"));
         }
-        step.done(format!("Pre-flight checks: {}", cluster::report_counts(&report)));
+        step.done(format!(
+            "Pre-flight checks: {}",
+            cluster::report_counts(&report)
+        ));
         warn_rows(ctx, &report);
     }
 
@@ -157,12 +179,37 @@ pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> C
         if admin { "Admin" } else { "User" },
         cluster.display_name()
     ));
+    Ok(Prepared {
+        cluster,
+        bastion,
+        plan,
+        listener,
+        fetched,
+    })
+}
+
+/// The flow, step by step with timings.
+pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> CliResult<Outcome> {
+    let out = &ctx.out;
+    let Prepared {
+        cluster,
+        bastion,
+        plan,
+        listener,
+        fetched,
+    } = signals.interruptible(prepare(ctx, &flow)).await?;
+    let port = listener.port();
 
     // A private directory for the temporary kubeconfig and the shell's rc file.
     let session_dir = tempfile::Builder::new()
         .prefix("bastion-aks-")
         .tempdir()
-        .map_err(|e| CliError::new(Code::Other, format!("cannot create a temporary directory: {e}")))?;
+        .map_err(|e| {
+            CliError::new(
+                Code::Other,
+                format!("cannot create a temporary directory: {e}"),
+            )
+        })?;
     let destination = match (&flow.kubeconfig_path, &flow.kubeconfig_out) {
         (Some(p), _) => {
             out.warn(format!(
@@ -181,12 +228,24 @@ pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> C
         kubefile.path.display()
     ));
 
-    let result = serve_and_run(ctx, flow.action, &cluster, &bastion, &plan, listener, &kubefile.path, session_dir.path(), flow.no_probe, signals).await;
+    let result = serve_and_run(
+        ctx,
+        flow.action,
+        &cluster,
+        &bastion,
+        &plan,
+        listener,
+        &kubefile.path,
+        session_dir.path(),
+        flow.no_probe,
+        signals,
+    )
+    .await;
     let step = out.step("cleanup");
     let kept = kubefile.is_kept();
     kubefile.finish(out);
     drop(session_dir);
-    let result = result.map(|(outcome, undeleted)| {
+    result.map(|(outcome, undeleted)| {
         step.done(format!(
             "Tunnel closed, {}{}",
             if undeleted == 0 {
@@ -194,11 +253,14 @@ pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> C
             } else {
                 format!("{undeleted} session(s) left undeleted")
             },
-            if kept { "" } else { ", kubeconfig removed or restored" }
+            if kept {
+                ""
+            } else {
+                ", kubeconfig removed or restored"
+            }
         ));
         outcome
-    });
-    result
+    })
 }
 
 fn check_flow(flow: &Flow<'_>) -> CliResult<()> {
@@ -208,8 +270,23 @@ fn check_flow(flow: &Flow<'_>) -> CliResult<()> {
         return Err(CliError::usage("the command after `--` is empty")
             .hint("write the command after `--`, e.g. `-- kubectl get pods`"));
     }
-    for p in [&flow.kubeconfig_path, &flow.kubeconfig_out].into_iter().flatten() {
-        let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // Fail before any Azure call when the command cannot run at all.
+    if let Action::Command(cmd) = &flow.action
+        && child::find_program(&cmd[0]).is_none()
+    {
+        return Err(
+            CliError::usage(format!("cannot find the command `{}`", cmd[0]))
+                .hint("install it, put it on PATH, or give its full path"),
+        );
+    }
+    for p in [&flow.kubeconfig_path, &flow.kubeconfig_out]
+        .into_iter()
+        .flatten()
+    {
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         if !dir.is_dir() {
             return Err(CliError::usage(format!(
                 "the directory of {} does not exist",
@@ -239,7 +316,7 @@ async fn serve_and_run(
     let out = &ctx.out;
     let step = out.step("tunnel");
     let config = tunnel_config(ctx, cluster, bastion, plan)?;
-    let tunnel = tunnel::start(ctx, config).await?;
+    let tunnel = signals.interruptible(tunnel::start(ctx, config)).await?;
     let port = listener.port();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = {
@@ -260,8 +337,8 @@ async fn serve_and_run(
     ));
 
     let outcome = async {
-        if !matches!(action, Action::Foreground) && !no_probe {
-            probe(ctx, &tunnel).await?;
+        if !no_probe {
+            signals.interruptible(probe(ctx, &tunnel)).await?;
         }
         run_action(ctx, action, port, kubeconfig, session_dir, signals).await
     }
@@ -269,7 +346,13 @@ async fn serve_and_run(
 
     let _ = stop.send(());
     let summary = server.await.unwrap_or_default();
-    failures.abort();
+    drop(tunnel);
+    if tokio::time::timeout(std::time::Duration::from_secs(1), failures)
+        .await
+        .is_err()
+    {
+        tracing::debug!("the connection log did not drain in time");
+    }
     if summary.undeleted_sessions > 0 {
         out.warn(format!(
             "{} Bastion session(s) could not be deleted",
@@ -288,7 +371,10 @@ fn tunnel_config(
     let endpoint = Endpoint::parse(&plan.host).map_err(|e| {
         CliError::new(
             Code::Other,
-            format!("Bastion '{}' reports an unusable dnsName: {e}", bastion.display_name()),
+            format!(
+                "Bastion '{}' reports an unusable dnsName: {e}",
+                bastion.display_name()
+            ),
         )
     })?;
     // The cluster id exactly as ARM returned it (lowercase `resourcegroups` included).
@@ -311,7 +397,9 @@ async fn probe(ctx: &Context, tunnel: &Tunnel) -> CliResult<()> {
     })?;
     let node = conn.node_id().unwrap_or("?").to_owned();
     conn.close().await.map_err(CliError::from)?;
-    step.done(format!("Probe session through node {node} opened and deleted"));
+    step.done(format!(
+        "Probe session through node {node} opened and deleted"
+    ));
     Ok(())
 }
 
@@ -328,7 +416,11 @@ async fn run_action(
         Action::Command(cmd) => {
             let mut command = Command::new(&cmd[0]);
             command.args(&cmd[1..]).env("KUBECONFIG", kubeconfig);
-            out.info(format!("Running {} with KUBECONFIG={}", cmd.join(" "), kubeconfig.display()));
+            out.info(format!(
+                "Running {} with KUBECONFIG={}",
+                cmd.join(" "),
+                kubeconfig.display()
+            ));
             let step = out.step("command");
             let (status, _) = child::run(command, "the command", signals).await?;
             let code = child_status(status);
@@ -363,7 +455,9 @@ async fn run_action(
         Action::InProcess(run) => {
             let step = out.step("command");
             let code = run(kubeconfig.to_path_buf()).await?;
-            step.done(format!("Built-in `kubectl get pods` finished with code {code}"));
+            step.done(format!(
+                "Built-in `kubectl get pods` finished with code {code}"
+            ));
             Ok(Outcome::Status(code))
         }
     }
@@ -385,8 +479,14 @@ fn shell_command(shell: Option<&str>, kubeconfig: &Path, session_dir: &Path) -> 
             &rc,
             format!("[ -f ~/.bashrc ] && . ~/.bashrc\nexport KUBECONFIG='{quoted}'\n"),
         )
-        .map_err(|e| CliError::new(Code::Other, format!("cannot write the shell's rc file: {e}")))?;
-        cmd.arg("--rcfile").arg(rc).arg("-i");
+        .map_err(|e| {
+            CliError::new(
+                Code::Other,
+                format!("cannot write the shell's rc file: {e}"),
+            )
+        })?;
+        // bash reads an rc file only when interactive, i.e. on a terminal.
+        cmd.arg("--rcfile").arg(rc);
     }
     Ok(cmd)
 }
@@ -410,8 +510,13 @@ fn show_failed_report(ctx: &Context, cluster: &ManagedCluster, bastion: &str, re
 }
 
 fn warn_rows(ctx: &Context, report: &Report) {
-    for f in report.findings.iter().filter(|f| matches!(f.status, Status::Warn | Status::Unknown)) {
-        ctx.out.warn(format!("{} {} {}: {}", f.status, f.id, f.title, f.detail));
+    for f in report
+        .findings
+        .iter()
+        .filter(|f| matches!(f.status, Status::Warn | Status::Unknown))
+    {
+        ctx.out
+            .warn(format!("{} {} {}: {}", f.status, f.id, f.title, f.detail));
     }
 }
 
@@ -424,9 +529,7 @@ fn spawn_failure_log(
         loop {
             match events.recv().await {
                 Ok(ConnectionEvent::Closed {
-                    id,
-                    error: Some(e),
-                    ..
+                    id, error: Some(e), ..
                 }) => out.warn(format!("tunnel connection {id} failed: {e}")),
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => break,

@@ -28,7 +28,10 @@ pub async fn run_aks(ctx: &Context, args: &CheckAksArgs) -> CliResult<Outcome> {
                 (found.bastion.id.to_string(), report)
             }
             Err(BastionFailure::Unreadable(row)) => (
-                args.cluster.bastion.clone().unwrap_or_else(|| "(unreadable)".into()),
+                args.cluster
+                    .bastion
+                    .clone()
+                    .unwrap_or_else(|| "(unreadable)".into()),
                 cluster::unreadable_report(row),
             ),
             Err(BastionFailure::Error(e)) => return Err(e),
@@ -42,7 +45,7 @@ pub async fn run_aks(ctx: &Context, args: &CheckAksArgs) -> CliResult<Outcome> {
         json!({"kind": "aks", "cluster": cluster.id.to_string(), "bastion": bastion_name}),
         &report,
     );
-    finish(&report)
+    finish(&report, "bastion check aks")
 }
 
 /// Runs `bastion check tunnel`.
@@ -67,11 +70,10 @@ pub async fn run_tunnel(ctx: &Context, args: &CheckTunnelArgs) -> CliResult<Outc
             }
         }
         Err(e) if e.is_not_found() => {
-            return Err(CliError::new(
-                Code::NotFound,
-                format!("Bastion {id} not found"),
-            )
-            .hint("check --name, --resource-group and --subscription"));
+            return Err(
+                CliError::new(Code::NotFound, format!("Bastion {id} not found"))
+                    .hint("check --name, --resource-group and --subscription"),
+            );
         }
         Err(e) if e.is_authorization_failed() => {}
         Err(e) => return Err(e.into()),
@@ -112,7 +114,7 @@ pub async fn run_tunnel(ctx: &Context, args: &CheckTunnelArgs) -> CliResult<Outc
         json!({"kind": "tunnel", "bastion": id.to_string(), "target": target_text}),
         &report,
     );
-    finish(&report)
+    finish(&report, "bastion check tunnel")
 }
 
 /// A permissions call refused with 403 means the caller cannot even read that scope.
@@ -139,10 +141,10 @@ pub fn print_report(ctx: &Context, header: &str, mut meta: serde_json::Value, re
     ctx.out.result(text, meta);
 }
 
-fn finish(report: &Report) -> CliResult<Outcome> {
+fn finish(report: &Report, check_command: &str) -> CliResult<Outcome> {
     if report.passed() {
         Ok(Outcome::Success)
     } else {
-        Err(cluster::preflight_error(report))
+        Err(cluster::preflight_error(report, check_command))
     }
 }

@@ -48,5 +48,25 @@ pub async fn run(
 }
 
 fn wait_error(e: std::io::Error) -> CliError {
-    CliError::new(Code::Other, format!("waiting for the child process failed: {e}"))
+    CliError::new(
+        Code::Other,
+        format!("waiting for the child process failed: {e}"),
+    )
+}
+
+/// Where `program` would be run from: itself when it has a `/`, else the first executable of
+/// that name on PATH.
+pub fn find_program(program: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = std::path::PathBuf::from(program);
+        return executable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
 }

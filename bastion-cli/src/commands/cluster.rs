@@ -59,21 +59,6 @@ pub enum BastionFailure {
     Unreadable(Finding),
 }
 
-impl From<BastionFailure> for CliError {
-    fn from(f: BastionFailure) -> Self {
-        match f {
-            BastionFailure::Error(e) => e,
-            BastionFailure::Unreadable(finding) => {
-                let mut e = CliError::new(Code::Preflight, format!("{}: {}", finding.title, finding.detail));
-                if let Some(fix) = finding.fix {
-                    e = e.hint(fix);
-                }
-                e
-            }
-        }
-    }
-}
-
 /// Finds the Bastion for the cluster (`--bastion` id or name, the managed one, or a search).
 pub async fn find_bastion(
     arm: &ArmClient,
@@ -174,7 +159,7 @@ pub fn report_counts(report: &Report) -> String {
 }
 
 /// The one-line error for a failed report: the failing rows' ids and titles.
-pub fn preflight_error(report: &Report) -> CliError {
+pub fn preflight_error(report: &Report, check_command: &str) -> CliError {
     let failed: Vec<String> = report
         .failed()
         .iter()
@@ -184,5 +169,7 @@ pub fn preflight_error(report: &Report) -> CliError {
         Code::Preflight,
         format!("pre-flight check failed: {}", failed.join("; ")),
     )
-    .hint("apply the fix shown for each FAIL row, then run again (`bastion check aks` repeats the checks alone)")
+    .hint(format!(
+        "apply the fix shown for each FAIL row, then run again (`{check_command}` repeats the checks alone)"
+    ))
 }

@@ -11,17 +11,16 @@ use serde_json::json;
 
 use crate::cli::{AksTargetArgs, DemoArgs};
 use crate::commands::aks::{self, Action, Flow};
-use crate::commands::kubeclient;
+use crate::commands::{child, kubeclient};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, Code, Outcome};
 use crate::output::{self, Output};
 use crate::signals::Signals;
 
 /// Runs `bastion demo`.
-pub async fn run(ctx: &Context, args: &DemoArgs) -> CliResult<Outcome> {
+pub async fn run(out: Output, args: &DemoArgs) -> CliResult<Outcome> {
     let mut signals = Signals::install()
         .map_err(|e| CliError::new(Code::Other, format!("cannot handle signals: {e}")))?;
-    let out = ctx.out;
     let started = Instant::now();
     out.info(
         "bastion demo: kubectl to an AKS private cluster through an Azure Bastion in a peered hub VNet.\n\
@@ -44,7 +43,11 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> CliResult<Outcome> {
         sandbox.resolve(),
         sandbox.default_token(),
     );
-    let kubectl = if args.no_kubectl { None } else { find_on_path("kubectl") };
+    let kubectl = if args.no_kubectl {
+        None
+    } else {
+        child::find_program("kubectl")
+    };
     let action = match &kubectl {
         Some(path) => {
             out.info(format!("Using {} for `kubectl get pods`.", path.display()));
@@ -55,7 +58,9 @@ pub async fn run(ctx: &Context, args: &DemoArgs) -> CliResult<Outcome> {
             ])
         }
         None => {
-            out.info("kubectl is not on PATH: using the built-in HTTPS client for `kubectl get pods`.");
+            out.info(
+                "kubectl is not on PATH: using the built-in HTTPS client for `kubectl get pods`.",
+            );
             Action::InProcess(Box::new(move |kubeconfig: PathBuf| {
                 Box::pin(builtin_get_pods(kubeconfig, out))
             }))
@@ -110,15 +115,4 @@ async fn builtin_get_pods(kubeconfig: PathBuf, out: Output) -> CliResult<u8> {
         })).collect::<Vec<_>>()}),
     );
     Ok(0)
-}
-
-/// The first executable `name` on PATH.
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
 }

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use crate::cli::EmulateArgs;
 use crate::commands::sandbox_vm::{self, SandboxVm};
-use crate::context::Context;
 use crate::exit::{CliError, CliResult, Code, Outcome};
+use crate::output::Output;
 use crate::signals::Signals;
 
 /// The sandbox and its VM, with the environment a user exports.
@@ -28,8 +28,11 @@ pub struct Running {
 
 /// Starts everything and computes the environment.
 pub async fn start() -> CliResult<Running> {
-    let fail = |what: &str, e: String| CliError::new(Code::Other, format!("cannot start the {what}: {e}"));
-    let sandbox = Sandbox::start().await.map_err(|e| fail("sandbox", e.to_string()))?;
+    let fail =
+        |what: &str, e: String| CliError::new(Code::Other, format!("cannot start the {what}: {e}"));
+    let sandbox = Sandbox::start()
+        .await
+        .map_err(|e| fail("sandbox", e.to_string()))?;
     let vm = SandboxVm::add_to(&sandbox).await?;
     let dir = tempfile::Builder::new()
         .prefix("bastion-sandbox-")
@@ -40,12 +43,18 @@ pub async fn start() -> CliResult<Running> {
     let mut resolve = sandbox.resolve();
     resolve.extend(vm.resolve());
     let env = vec![
-        ("BASTION_ARM_ENDPOINT".to_owned(), sandbox.arm_endpoint().to_string()),
+        (
+            "BASTION_ARM_ENDPOINT".to_owned(),
+            sandbox.arm_endpoint().to_string(),
+        ),
         ("BASTION_CA_FILE".to_owned(), ca_file.display().to_string()),
         ("BASTION_RESOLVE".to_owned(), resolve_list(&resolve)),
         ("BASTION_AUTH".to_owned(), "token".to_owned()),
         ("BASTION_TOKEN".to_owned(), sandbox.default_token()),
-        ("AZURE_SUBSCRIPTION_ID".to_owned(), SPOKE_SUBSCRIPTION.to_owned()),
+        (
+            "AZURE_SUBSCRIPTION_ID".to_owned(),
+            SPOKE_SUBSCRIPTION.to_owned(),
+        ),
     ];
     Ok(Running {
         sandbox,
@@ -69,7 +78,10 @@ pub fn examples(echo_port: u16) -> Vec<String> {
     vec![
         "bastion aks -n myaks -g aks-rg -- kubectl get pods".to_owned(),
         "bastion check aks -n privaks -g aks-rg".to_owned(),
-        format!("bastion check aks -n myaks -g aks-rg --bastion {}", bastion_arm::emulator::sandbox::BASIC_BASTION),
+        format!(
+            "bastion check aks -n myaks -g aks-rg --bastion {}",
+            bastion_arm::emulator::sandbox::BASIC_BASTION
+        ),
         format!(
             "bastion tunnel -n {} -g {} --target-resource-id {} --resource-port 80 --port 8080   # then: curl http://localhost:8080/",
             sandbox_vm::VM_BASTION,
@@ -83,20 +95,30 @@ pub fn examples(echo_port: u16) -> Vec<String> {
             sandbox_vm::vm_id()
         ),
         format!(
+            "bastion tunnel -n {} -g {} --target-resource-id {} --resource-port 22   # the same VM through a Developer SKU Bastion",
+            sandbox_vm::VM_DEV_BASTION,
+            sandbox_vm::VM_RESOURCE_GROUP,
+            sandbox_vm::vm_id()
+        ),
+        format!(
             "bastion tunnel -n {} -g {} --target-ip-address 127.0.0.1 --resource-port {echo_port} --allow-any-port   # IP connect to the same echo server",
             sandbox_vm::VM_BASTION,
             sandbox_vm::VM_RESOURCE_GROUP,
         ),
-        format!("bastion tunnel -n {HUB_BASTION} --target-resource-id {} --resource-port 443", bastion_arm::emulator::sandbox::PRIVATE_CLUSTER),
+        format!(
+            "bastion tunnel -n {HUB_BASTION} --target-resource-id {} --resource-port 443",
+            bastion_arm::emulator::sandbox::PRIVATE_CLUSTER
+        ),
     ]
 }
 
 /// Runs `bastion emulate`.
-pub async fn run(ctx: &Context, args: &EmulateArgs) -> CliResult<Outcome> {
+pub async fn run(out: Output, args: &EmulateArgs) -> CliResult<Outcome> {
     let mut signals = Signals::install()
         .map_err(|e| CliError::new(Code::Other, format!("cannot handle signals: {e}")))?;
     let running = start().await?;
-    let mut text = String::from("# The bastion sandbox: export these, then run bastion as usual.\n");
+    let mut text =
+        String::from("# The bastion sandbox: export these, then run bastion as usual.\n");
     for (k, v) in &running.env {
         text.push_str(&format!("export {k}='{v}'\n"));
     }
@@ -116,13 +138,13 @@ pub async fn run(ctx: &Context, args: &EmulateArgs) -> CliResult<Outcome> {
         .iter()
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
-    ctx.out.result(
+    out.result(
         text,
         json!({"event": "environment", "env": env, "examples": examples(running.vm.echo_addr().port())}),
     );
     let sig = signals.recv().await;
-    ctx.out.info(format!("{}: stopping the sandbox", sig.name()));
-    signals.exit_on_next(ctx.out.quiet);
+    out.info(format!("{}: stopping the sandbox", sig.name()));
+    signals.exit_on_next(out.quiet);
     running.vm.shutdown().await;
     running.sandbox.shutdown().await;
     drop(running.dir);

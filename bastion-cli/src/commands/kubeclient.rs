@@ -41,8 +41,11 @@ pub async fn get_pods(kubeconfig: &Path, namespace: &str) -> CliResult<Vec<PodRo
     )
     .await
     .map_err(|_| fail("the Kubernetes API did not answer in time"))??;
-    let doc: Json = serde_json::from_slice(&body)
-        .map_err(|e| fail(format!("the Kubernetes API returned something that is not JSON: {e}")))?;
+    let doc: Json = serde_json::from_slice(&body).map_err(|e| {
+        fail(format!(
+            "the Kubernetes API returned something that is not JSON: {e}"
+        ))
+    })?;
     Ok(doc["items"]
         .as_array()
         .into_iter()
@@ -72,14 +75,20 @@ fn pod_row(item: &Json) -> PodRow {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let ready = statuses.iter().filter(|s| s["ready"].as_bool() == Some(true)).count();
+    let ready = statuses
+        .iter()
+        .filter(|s| s["ready"].as_bool() == Some(true))
+        .count();
     let total = item["spec"]["containers"]
         .as_array()
         .map_or(statuses.len(), Vec::len);
     PodRow {
         name: item["metadata"]["name"].as_str().unwrap_or("?").to_owned(),
         ready: format!("{ready}/{total}"),
-        status: item["status"]["phase"].as_str().unwrap_or("Unknown").to_owned(),
+        status: item["status"]["phase"]
+            .as_str()
+            .unwrap_or("Unknown")
+            .to_owned(),
         restarts: statuses
             .iter()
             .filter_map(|s| s["restartCount"].as_u64())
@@ -127,7 +136,8 @@ impl Target {
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         };
-        let cluster_name = field(&context, &["context", "cluster"]).ok_or_else(|| bad("cluster"))?;
+        let cluster_name =
+            field(&context, &["context", "cluster"]).ok_or_else(|| bad("cluster"))?;
         let user_name = field(&context, &["context", "user"]).ok_or_else(|| bad("user"))?;
         let cluster = named("clusters", &cluster_name).ok_or_else(|| bad("cluster entry"))?;
         let user = named("users", &user_name).ok_or_else(|| bad("user entry"))?;
@@ -135,9 +145,14 @@ impl Target {
         let url = url::Url::parse(&server).map_err(|_| bad("valid server URL"))?;
         let host = url.host_str().ok_or_else(|| bad("server host"))?.to_owned();
         let port = url.port_or_known_default().unwrap_or(443);
-        let server_name = field(&cluster, &["cluster", "tls-server-name"]).unwrap_or_else(|| host.clone());
+        let server_name =
+            field(&cluster, &["cluster", "tls-server-name"]).unwrap_or_else(|| host.clone());
         let ca_pem = field(&cluster, &["cluster", "certificate-authority-data"])
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
             .ok_or_else(|| bad("certificate-authority-data"))?;
         let token = field(&user, &["user", "token"]).ok_or_else(|| {
             CliError::new(
@@ -160,13 +175,20 @@ impl Target {
         let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
-            .map_err(|e| fail(format!("cannot connect to {}:{}: {e}", self.host, self.port)))?;
+            .map_err(|e| {
+                fail(format!(
+                    "cannot connect to {}:{}: {e}",
+                    self.host, self.port
+                ))
+            })?;
         let name = rustls::pki_types::ServerName::try_from(self.server_name.clone())
             .map_err(|_| fail(format!("invalid tls-server-name {}", self.server_name)))?;
-        let stream = connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| fail(format!("TLS with the API server ({}) failed: {e}", self.server_name)))?;
+        let stream = connector.connect(name, tcp).await.map_err(|e| {
+            fail(format!(
+                "TLS with the API server ({}) failed: {e}",
+                self.server_name
+            ))
+        })?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| fail(format!("HTTP with the API server failed: {e}")))?;
@@ -174,7 +196,10 @@ impl Target {
         let req = http::Request::get(path)
             .header(http::header::HOST, self.server_name.as_str())
             .header(http::header::ACCEPT, "application/json")
-            .header(http::header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", self.token),
+            )
             .body(Empty::<Bytes>::new())
             .map_err(|e| CliError::new(Code::Other, e.to_string()))?;
         let resp = sender

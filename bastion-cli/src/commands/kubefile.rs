@@ -105,7 +105,7 @@ impl KubeFile {
                 Err(e) => out.warn(format!("could not restore {}: {e}", p.display())),
             },
             Destination::Persist(p) => out.info(format!(
-                "Kept {} (it points at localhost:{}, which is closed now)",
+                "Kept {} (it points at {}, which is closed now)",
                 p.display(),
                 self.record.tunnel_server
             )),
@@ -131,7 +131,9 @@ fn merge(base: &Value, new: &Value) -> CliResult<Kubeconfig> {
             Code::Usage,
             "the --kubeconfig-path file is not a kubeconfig (not a YAML mapping)",
         )
-        .hint("point --kubeconfig-path at a kubeconfig file, or leave it out for a temporary one"));
+        .hint(
+            "point --kubeconfig-path at a kubeconfig file, or leave it out for a temporary one",
+        ));
     };
     for section in ["clusters", "contexts", "users"] {
         let key = Value::String(section.to_owned());

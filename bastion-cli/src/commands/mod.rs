@@ -2,13 +2,13 @@
 
 pub mod aks;
 pub mod check;
-pub mod cluster;
 pub mod child;
+pub mod cluster;
 pub mod completions;
-pub mod kubeclient;
-pub mod kubefile;
 pub mod demo;
 pub mod emulate;
+pub mod kubeclient;
+pub mod kubefile;
 pub mod proxy;
 pub mod sandbox_vm;
 pub mod ssh;

@@ -11,10 +11,14 @@ use crate::signals::Signals;
 pub async fn run(ctx: &Context, args: &ProxyArgs) -> CliResult<Outcome> {
     let mut signals = Signals::install()
         .map_err(|e| CliError::new(Code::Other, format!("cannot handle signals: {e}")))?;
-    let resolved = target::resolve(ctx, &args.bastion, &args.target, args.resource_port).await?;
-    let mut config = resolved.config;
-    tunnel::apply_options(&mut config, None, args.max_frame_size, None);
-    let tunnel = tunnel::start(ctx, config).await?;
+    let tunnel = signals
+        .interruptible(async {
+            let mut config =
+                target::resolve(ctx, &args.bastion, &args.target, args.resource_port).await?;
+            tunnel::apply_options(&mut config, None, args.max_frame_size, None);
+            tunnel::start(ctx, config).await
+        })
+        .await?;
 
     let relay = tunnel.relay(tokio::io::join(tokio::io::stdin(), unbuffered_stdout()?));
     tokio::pin!(relay);

@@ -1,6 +1,7 @@
 //! A VM for the sandbox: `vm1` with an echo server on port 22 and a small HTTP server on port 80,
-//! behind its own Standard Bastion (`vm-bastion`, tunneling and IP connect on), added to a
-//! running [`Sandbox`] so `bastion tunnel` + curl/nc work against it.
+//! behind its own Standard Bastion (`vm-bastion`, tunneling and IP connect on) and a Developer
+//! one (`vm-dev-bastion`), added to a running [`Sandbox`] so `bastion tunnel` + curl/nc work
+//! against it.
 //!
 //! bastion-arm's `Sandbox` has clusters but no VM; this adds one through the emulators' public
 //! APIs (a second data-plane emulator on the sandbox's CA, and ARM documents added at runtime).
@@ -21,6 +22,8 @@ use crate::exit::{CliError, CliResult, Code};
 pub const VM_RESOURCE_GROUP: &str = "vm-rg";
 /// The VM's Bastion name.
 pub const VM_BASTION: &str = "vm-bastion";
+/// A Developer SKU Bastion in the VM's VNet (data-pod lookup, ports 22/3389, one connection).
+pub const VM_DEV_BASTION: &str = "vm-dev-bastion";
 /// What the VM's HTTP server answers.
 pub const HTTP_GREETING: &str = "Hello from vm1 behind the sandbox Bastion\n";
 
@@ -33,8 +36,12 @@ pub fn vm_id() -> String {
 
 /// The VM's Bastion's resource id.
 pub fn vm_bastion_id() -> String {
+    bastion_id(VM_BASTION)
+}
+
+fn bastion_id(name: &str) -> String {
     format!(
-        "/subscriptions/{SPOKE_SUBSCRIPTION}/resourceGroups/{VM_RESOURCE_GROUP}/providers/Microsoft.Network/bastionHosts/{VM_BASTION}"
+        "/subscriptions/{SPOKE_SUBSCRIPTION}/resourceGroups/{VM_RESOURCE_GROUP}/providers/Microsoft.Network/bastionHosts/{name}"
     )
 }
 
@@ -49,7 +56,8 @@ pub struct SandboxVm {
 impl SandboxVm {
     /// Starts the VM's servers and Bastion, and adds both to the sandbox's ARM.
     pub async fn add_to(sandbox: &Sandbox) -> CliResult<Self> {
-        let fail = |e: String| CliError::new(Code::Other, format!("cannot start the sandbox VM: {e}"));
+        let fail =
+            |e: String| CliError::new(Code::Other, format!("cannot start the sandbox VM: {e}"));
         let (echo, echo_task) = emulator::spawn_echo_target()
             .await
             .map_err(|e| fail(e.to_string()))?;
@@ -58,8 +66,12 @@ impl SandboxVm {
             .id(vm_bastion_id())
             .tunneling(true)
             .ip_connect(true);
+        let developer =
+            BastionFixture::new("Developer", TENANT, VM_DEV_BASTION).id(bastion_id(VM_DEV_BASTION));
         let bastion = Emulator::start(
             EmulatorConfig::single(fixture.clone())
+                .with_bastion(developer.clone())
+                .data_pod_host("pod-vm.bastion.test")
                 .ca(sandbox.ca().clone())
                 .with_target(TargetFixture::new(vm_id(), 22, echo))
                 .with_target(TargetFixture::new(vm_id(), 80, http)),
@@ -90,6 +102,13 @@ impl SandboxVm {
                     "enableTunneling": true, "enableIpConnect": true,
                     "ipConfigurations": [{ "name": "bastionHostIpConfiguration",
                         "properties": { "subnet": { "id": format!("{vnet}/subnets/AzureBastionSubnet") } } }] }
+            }),
+            json!({
+                "id": developer.id, "name": VM_DEV_BASTION, "type": "Microsoft.Network/bastionHosts",
+                "location": "eastus", "sku": { "name": "Developer" },
+                "properties": { "provisioningState": "Succeeded",
+                    "dnsName": bastion.endpoint_for(&developer.dns_name),
+                    "virtualNetwork": { "id": vnet }, "ipConfigurations": [] }
             }),
             json!({
                 "id": vm_id(), "name": "vm1", "type": "Microsoft.Compute/virtualMachines",

@@ -19,8 +19,13 @@ pub async fn run(ctx: &Context, args: &SshArgs) -> CliResult<Outcome> {
     let spec = TargetSpec::parse(&args.target, args.resource_port)?;
     let listener = LocalListener::bind_loopback(0).await?;
     let port = listener.port();
-    let resolved = target::resolve(ctx, &args.bastion, &args.target, args.resource_port).await?;
-    let tunnel = tunnel::start(ctx, resolved.config).await?;
+    let tunnel = signals
+        .interruptible(async {
+            let config =
+                target::resolve(ctx, &args.bastion, &args.target, args.resource_port).await?;
+            tunnel::start(ctx, config).await
+        })
+        .await?;
     let (stop, stopped) = oneshot::channel::<()>();
     let server = {
         let tunnel = tunnel.clone();
@@ -68,7 +73,11 @@ fn host_key_alias(spec: &TargetSpec) -> String {
     match spec {
         TargetSpec::Ip(ip) => ip.to_string(),
         TargetSpec::Resource(id) => {
-            let name = id.trim_end_matches('/').rsplit('/').next().unwrap_or("target");
+            let name = id
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("target");
             format!("{}.bastion", name.to_ascii_lowercase())
         }
     }

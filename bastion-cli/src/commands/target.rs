@@ -30,9 +30,8 @@ impl TargetSpec {
         match (&args.target_resource_id, &args.target_ip_address) {
             (Some(id), None) => {
                 // Checks the shape the Bastion expects, with a message that shows a valid id.
-                Target::resource(id.trim(), port).map_err(|e| {
-                    CliError::usage(format!("invalid --target-resource-id: {e}"))
-                })?;
+                Target::resource(id.trim(), port)
+                    .map_err(|e| CliError::usage(format!("invalid --target-resource-id: {e}")))?;
                 Ok(TargetSpec::Resource(id.trim().to_owned()))
             }
             (None, Some(ip)) => {
@@ -60,15 +59,6 @@ impl TargetSpec {
     }
 }
 
-/// A resolved tunnel: its configuration, and the Bastion when ARM was asked.
-#[derive(Debug)]
-pub struct Resolved {
-    /// Ready for [`bastion_core::Tunnel::new`].
-    pub config: TunnelConfig,
-    /// The Bastion resource (absent with `--bastion-endpoint`).
-    pub bastion: Option<BastionHost>,
-}
-
 /// Which Bastion the arguments name, without calling ARM.
 pub fn bastion_id(args: &BastionArgs, target: &TargetSpec) -> CliResult<ResourceId> {
     let Some(name) = args.name.as_deref().map(str::trim) else {
@@ -87,10 +77,10 @@ pub fn bastion_id(args: &BastionArgs, target: &TargetSpec) -> CliResult<Resource
         return Ok(id);
     }
     let Some(rg) = args.resource_group.as_deref() else {
-        return Err(CliError::usage(format!(
-            "the Bastion '{name}' needs its resource group"
-        ))
-        .hint("pass --resource-group RG, or --name with the Bastion's full resource id"));
+        return Err(
+            CliError::usage(format!("the Bastion '{name}' needs its resource group"))
+                .hint("pass --resource-group RG, or --name with the Bastion's full resource id"),
+        );
     };
     let subscription = args
         .subscription
@@ -109,14 +99,15 @@ pub fn bastion_id(args: &BastionArgs, target: &TargetSpec) -> CliResult<Resource
     )?)
 }
 
-/// Resolves the Bastion and the target into a tunnel configuration: with `--bastion-endpoint`
+/// Resolves the Bastion and the target into a tunnel configuration (ready for
+/// [`bastion_core::Tunnel::new`]): with `--bastion-endpoint`
 /// directly, otherwise through ARM with the native-client gate.
 pub async fn resolve(
     ctx: &Context,
     args: &BastionArgs,
     target_args: &TargetArgs,
     port: u16,
-) -> CliResult<Resolved> {
+) -> CliResult<TunnelConfig> {
     let target = TargetSpec::parse(target_args, port)?;
     let ip_connect = matches!(target, TargetSpec::Ip(_));
     if let Some(endpoint) = &args.bastion_endpoint {
@@ -139,10 +130,7 @@ pub async fn resolve(
         let mut config = base_config(ctx, endpoint, tunnel_target, target_args);
         config.bastion_resource_id = bastion_resource_id;
         check_config(&config)?;
-        return Ok(Resolved {
-            config,
-            bastion: None,
-        });
+        return Ok(config);
     }
 
     let id = bastion_id(args, &target)?;
@@ -173,11 +161,7 @@ pub async fn resolve(
     for w in &plan.warnings {
         ctx.out.warn(w);
     }
-    let config = config_for_plan(ctx, &bastion, &plan, &target, port, target_args)?;
-    Ok(Resolved {
-        config,
-        bastion: Some(bastion),
-    })
+    config_for_plan(ctx, &bastion, &plan, &target, port, target_args)
 }
 
 /// The tunnel configuration for a Bastion that passed the gate.

@@ -18,36 +18,89 @@ use crate::signals::Signals;
 
 /// Runs `bastion tunnel`.
 pub async fn run(ctx: &Context, args: &TunnelArgs) -> CliResult<Outcome> {
-    let mut signals = Signals::install()
-        .map_err(|e| CliError::new(crate::exit::Code::Other, format!("cannot handle signals: {e}")))?;
+    let mut signals = Signals::install().map_err(|e| {
+        CliError::new(
+            crate::exit::Code::Other,
+            format!("cannot handle signals: {e}"),
+        )
+    })?;
     target::TargetSpec::parse(&args.target, args.resource_port)?;
     // Bind first and hold it: a busy port fails before any network call, and the port printed
     // is the port served.
     let listener = bind(&ctx.out, args.bind, args.port).await?;
-    let resolved = target::resolve(ctx, &args.bastion, &args.target, args.resource_port).await?;
-    let mut config = resolved.config;
-    apply_options(&mut config, args.idle_timeout, args.max_frame_size, args.max_connections);
-    let tunnel = start(ctx, config).await?;
+    let tunnel = signals
+        .interruptible(async {
+            let mut config =
+                target::resolve(ctx, &args.bastion, &args.target, args.resource_port).await?;
+            apply_options(
+                &mut config,
+                args.idle_timeout,
+                args.max_frame_size,
+                args.max_connections,
+            );
+            start(ctx, config).await
+        })
+        .await?;
     let target = tunnel.config().target.to_string();
     let endpoint = tunnel.config().endpoint.to_string();
     let logger = spawn_event_log(ctx.out, tunnel.subscribe());
     announce_ready(&ctx.out, &listener, &endpoint, &target);
 
     let out = ctx.out;
+    let idle_limit = args
+        .exit_after_idle
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs);
+    let watched = tunnel.clone();
     let summary = tunnel
         .serve(listener, async move {
-            let sig = signals.recv().await;
-            out.info(format!(
-                "{}: closing the tunnel and deleting its sessions (press Ctrl-C again to exit at once)",
-                sig.name()
-            ));
-            signals.exit_on_next(out.quiet);
+            tokio::select! {
+                sig = signals.recv() => {
+                    out.info(format!(
+                        "{}: closing the tunnel and deleting its sessions (press Ctrl-C again to exit at once)",
+                        sig.name()
+                    ));
+                    signals.exit_on_next(out.quiet);
+                }
+                limit = idle_exit(&watched, idle_limit) => {
+                    out.info(format!(
+                        "No connection for {} s (--exit-after-idle): closing the tunnel",
+                        limit.as_secs()
+                    ));
+                    signals.exit_on_next(out.quiet);
+                }
+            }
         })
         .await;
-    logger.abort();
-    let _ = logger.await;
+    // The last Closed events may still be queued: let the log drain once the tunnel (the
+    // only sender) is gone.
+    drop(tunnel);
+    if tokio::time::timeout(Duration::from_secs(1), logger)
+        .await
+        .is_err()
+    {
+        tracing::debug!("the connection log did not drain in time");
+    }
     report_summary(&ctx.out, &summary);
     Ok(Outcome::Success)
+}
+
+/// Completes once the tunnel has had no open connection for `limit` (never without a limit).
+async fn idle_exit(tunnel: &Tunnel, limit: Option<Duration>) -> Duration {
+    let Some(limit) = limit else {
+        return std::future::pending().await;
+    };
+    // Polled, not evented: a second of slack is fine for an exit-when-idle timer.
+    let tick = Duration::from_millis(250).min(limit);
+    let mut idle_since = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(tick).await;
+        if tunnel.active_connections() > 0 {
+            idle_since = tokio::time::Instant::now();
+        } else if idle_since.elapsed() >= limit {
+            return limit;
+        }
+    }
 }
 
 /// Applies the per-command tuning options.
@@ -73,9 +126,8 @@ pub fn apply_options(
 pub async fn start(ctx: &Context, config: TunnelConfig) -> CliResult<Tunnel> {
     config.validate().map_err(CliError::from)?;
     let tokens = TokenSource::new(ctx.credential()?, config.scope.clone());
-    tokens.token().await.map_err(|e| {
-        CliError::from(e).or_hint("sign in (e.g. `az login`) or choose another --auth method")
-    })?;
+    // The credential error already says how to sign in.
+    tokens.token().await.map_err(CliError::from)?;
     Ok(Tunnel::with_token_source(config, tokens)?)
 }
 
@@ -123,7 +175,9 @@ pub fn spawn_event_log(
             match events.recv().await {
                 Ok(event) => log_event(&out, &event),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    out.warn(format!("{n} connection events were not shown (too many at once)"));
+                    out.warn(format!(
+                        "{n} connection events were not shown (too many at once)"
+                    ));
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             }

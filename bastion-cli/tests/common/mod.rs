@@ -62,7 +62,11 @@ pub fn assert_clean_error(output: &std::process::Output, code: i32) -> String {
         "exit code; stderr:\n{stderr}"
     );
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "one error line expected; stderr:\n{stderr}");
+    assert_eq!(
+        errors.len(),
+        1,
+        "one error line expected; stderr:\n{stderr}"
+    );
     let line = errors[0].to_owned();
     assert!(
         line.contains(" — ") || line.contains("; ") || line.contains(": "),
@@ -147,6 +151,7 @@ pub struct Running {
     lines: mpsc::UnboundedReceiver<String>,
     /// Every stderr line so far.
     pub log: Arc<Mutex<Vec<String>>>,
+    reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -158,7 +163,7 @@ impl Running {
         let (tx, lines) = mpsc::unbounded_channel();
         let log = Arc::new(Mutex::new(Vec::new()));
         let log2 = Arc::clone(&log);
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut reader = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = reader.next_line().await {
                 eprintln!("[bastion] {line}");
@@ -166,18 +171,33 @@ impl Running {
                 let _ = tx.send(line);
             }
         });
-        Self { child, lines, log }
+        Self {
+            child,
+            lines,
+            log,
+            reader: Some(reader),
+        }
     }
 
     /// Waits (bounded) for a stderr line matching `pred`.
-    pub async fn wait_for_line(&mut self, pred: impl Fn(&str) -> bool, timeout: Duration) -> String {
+    pub async fn wait_for_line(
+        &mut self,
+        pred: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> String {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match tokio::time::timeout_at(deadline, self.lines.recv()).await {
                 Ok(Some(line)) if pred(&line) => return line,
                 Ok(Some(_)) => continue,
-                Ok(None) => panic!("bastion exited before the expected line; stderr:\n{}", self.stderr()),
-                Err(_) => panic!("no expected line within {timeout:?}; stderr:\n{}", self.stderr()),
+                Ok(None) => panic!(
+                    "bastion exited before the expected line; stderr:\n{}",
+                    self.stderr()
+                ),
+                Err(_) => panic!(
+                    "no expected line within {timeout:?}; stderr:\n{}",
+                    self.stderr()
+                ),
             }
         }
     }
@@ -197,12 +217,19 @@ impl Running {
             .expect("kill");
     }
 
-    /// Waits (bounded) for the process to exit.
+    /// Waits (bounded) for the process to exit and its stderr to be read to the end.
     pub async fn wait(&mut self, timeout: Duration) -> ExitStatus {
-        match tokio::time::timeout(timeout, self.child.wait()).await {
+        let status = match tokio::time::timeout(timeout, self.child.wait()).await {
             Ok(s) => s.expect("wait"),
-            Err(_) => panic!("bastion did not exit within {timeout:?}; stderr:\n{}", self.stderr()),
+            Err(_) => panic!(
+                "bastion did not exit within {timeout:?}; stderr:\n{}",
+                self.stderr()
+            ),
+        };
+        if let Some(reader) = self.reader.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
         }
+        status
     }
 
     /// The stderr collected so far.
@@ -266,4 +293,31 @@ impl ArmSandbox {
             ),
         ]
     }
+}
+
+/// Starts `bastion emulate` and reads the `export NAME='value'` lines it prints, up to its
+/// `# The sandbox runs until Ctrl-C.` line.
+pub async fn start_emulate() -> (Running, Vec<(String, String)>) {
+    let mut cmd = bastion();
+    cmd.arg("emulate").stdout(Stdio::piped());
+    let mut emulate = Running::spawn(cmd);
+    let stdout = emulate.child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut env = Vec::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.expect("read stdout") {
+            if let Some(rest) = line.strip_prefix("export ") {
+                let (k, v) = rest.split_once('=').expect("NAME=value");
+                env.push((k.to_owned(), v.trim_matches('\'').to_owned()));
+            }
+            if line.starts_with("# The sandbox runs until Ctrl-C") {
+                return;
+            }
+        }
+        panic!("emulate closed stdout before printing its environment");
+    };
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("emulate printed its environment in time");
+    (emulate, env)
 }

@@ -1,0 +1,74 @@
+//! `bastion aks --kubeconfig-path FILE`: the user's kubeconfig is merged into and pointed at the
+//! tunnel while the command runs, and restored on exit (other clusters untouched).
+
+mod common;
+
+use std::process::Stdio;
+
+use bastion_arm::emulator::sandbox::PRIVATE_FQDN;
+use bastion_arm::kubeconfig::Kubeconfig;
+use common::{ArmSandbox, WAIT, bastion};
+
+const EXISTING: &str = "apiVersion: v1
+kind: Config
+clusters:
+- cluster: {server: 'https://other.example.test:6443'}
+  name: other
+contexts:
+- context: {cluster: other, user: other-user}
+  name: other
+current-context: other
+users:
+- name: other-user
+  user: {token: not-a-real-token}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_kubeconfig_is_edited_then_restored() {
+    let s = ArmSandbox::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    std::fs::write(&path, EXISTING).unwrap();
+
+    let mut cmd = bastion();
+    cmd.args(["aks", "-n", "myaks", "-g", "aks-rg", "--kubeconfig-path"])
+        .arg(&path)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "echo \"KUBECONFIG=$KUBECONFIG\"; grep 'server:' \"$KUBECONFIG\"",
+        ])
+        .envs(s.env())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = tokio::time::timeout(WAIT, cmd.spawn().unwrap().wait_with_output())
+        .await
+        .expect("finished in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // While the command ran: KUBECONFIG was the user's file, and myaks pointed at the tunnel.
+    assert!(
+        stdout.contains(&format!("KUBECONFIG={}", path.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("server: https://localhost:"), "{stdout}");
+    assert!(
+        stdout.contains("https://other.example.test:6443"),
+        "{stdout}"
+    );
+
+    // After: myaks points at its real server again; the other cluster is as it was.
+    let after = Kubeconfig::read(&path).unwrap();
+    assert_eq!(
+        after.server("myaks"),
+        Some(format!("https://{PRIVATE_FQDN}:443").as_str())
+    );
+    assert_eq!(
+        after.server("other"),
+        Some("https://other.example.test:6443")
+    );
+    s.sandbox.bastion().assert_no_orphans();
+}
