@@ -419,16 +419,22 @@ pub fn check_private_dns(
                 .as_deref()
                 .is_some_and(|s| s.eq_ignore_ascii_case("Completed")) =>
         {
-            Some(Finding::new(
-                "N3",
-                title,
-                Status::Pass,
-                format!(
-                    "the private DNS zone is linked to the Bastion VNet {} (link {})",
-                    vnet.name(),
-                    l.name.as_deref().unwrap_or("?")
-                ),
-            ))
+            // Reachable, but outside what Microsoft supports for Bastion + AKS: say so.
+            Some(
+                Finding::new(
+                    "N3",
+                    title,
+                    Status::Warn,
+                    format!(
+                        "Microsoft documents private clusters with the public FQDN disabled as unsupported through Bastion; this one can work because its private DNS zone is linked to the Bastion VNet {} (link {})",
+                        vnet.name(),
+                        l.name.as_deref().unwrap_or("?")
+                    ),
+                )
+                .with_fix(format!(
+                    "for the supported configuration, re-enable the public FQDN: {public_fix}"
+                )),
+            )
         }
         Some(l) => Some(
             Finding::new(
@@ -758,14 +764,16 @@ mod tests {
     }
 
     #[test]
-    fn n3_link_to_bastion_vnet_passes() {
+    fn n3_link_to_bastion_vnet_works_but_is_flagged_as_unsupported() {
         let f = check_private_dns(
             &fqdn_disabled("system"),
             Some(&rid(HUB)),
             &Lookup::Found(vec![link(SPOKE, "Completed"), link(HUB, "Completed")]),
         )
         .unwrap();
-        assert_eq!(f.status, Status::Pass, "{f:?}");
+        assert_eq!(f.status, Status::Warn, "{f:?}");
+        assert!(f.detail.contains("unsupported"), "{f:?}");
+        assert!(f.fix.unwrap().contains("--enable-public-fqdn"));
     }
 
     #[test]
