@@ -51,8 +51,8 @@ pub enum Error {
     )]
     Credential(String),
 
-    /// TCP or TLS connection to the Bastion endpoint failed.
-    #[error("cannot connect to the Bastion endpoint {endpoint}: {cause}")]
+    /// The TCP, proxy or TLS connection to an endpoint (the Bastion, ARM) failed.
+    #[error("cannot connect to {endpoint}: {cause}")]
     Connect {
         /// `host:port`.
         endpoint: String,
@@ -61,7 +61,7 @@ pub enum Error {
     },
 
     /// The connection failed after the request was sent (reset, truncated response).
-    #[error("the connection to the Bastion endpoint {endpoint} failed during the request: {cause}")]
+    #[error("the connection to {endpoint} failed during the request: {cause}")]
     Transport {
         /// `host:port`.
         endpoint: String,

@@ -735,6 +735,8 @@ where
                     *replay.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 }
                 local_w.write_all(&buf[..n]).await.map_err(Side::Local)?;
+                // A no-op on sockets; buffered writers (stdout) must not hold tunnel bytes back.
+                local_w.flush().await.map_err(Side::Local)?;
                 down_bytes.fetch_add(n as u64, Ordering::Relaxed);
                 touch();
             }

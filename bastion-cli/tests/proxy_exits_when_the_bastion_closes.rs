@@ -1,0 +1,43 @@
+//! When the far side ends the session (sshd hanging up), `bastion proxy` exits even though its
+//! stdin is still open, as ssh's ProxyCommand must.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use bastion_core::emulator::Faults;
+use common::{CoreSandbox, bastion};
+use tokio::io::AsyncWriteExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_normal_close_from_the_bastion_ends_the_proxy() {
+    let sandbox = CoreSandbox::start().await;
+    sandbox
+        .emu
+        .set_faults(Faults::none().close_after_bytes(8, 1000, "session ended"));
+    let mut cmd = bastion();
+    cmd.args([
+        "proxy",
+        "--bastion-endpoint",
+        &sandbox.endpoint(),
+        "--target-resource-id",
+        &sandbox.vm,
+    ])
+    .envs(sandbox.env())
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"0123456789abcdef").await.unwrap();
+    stdin.flush().await.unwrap();
+    // stdin stays open: only the Bastion's close can end the process.
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("the proxy exited after the Bastion closed the session")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    drop(stdin);
+    sandbox.emu.assert_no_orphans();
+}
