@@ -19,9 +19,21 @@ async fn developer_sku_goes_through_the_data_pod() {
     config.kind = EndpointKind::Developer;
     let tunnel = Tunnel::new(config, credential()).unwrap();
     let served = Served::start(tunnel).await;
-    for i in 0..3 {
-        let data = random_bytes(50_000, 20 + i);
-        assert_eq!(echo_round_trip(served.connect().await, &data).await, data);
+    // Three clients at once: the Developer SKU takes one connection at a time, the rest queue.
+    let port = served.port;
+    let clients: Vec<_> = (0..3u64)
+        .map(|i| {
+            tokio::spawn(async move {
+                let data = random_bytes(50_000, 20 + i);
+                let s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .unwrap();
+                echo_round_trip(s, &data).await == data
+            })
+        })
+        .collect();
+    for c in clients {
+        assert!(c.await.unwrap());
     }
     served.stop().await;
     h.assert_all_sessions_deleted().await;
@@ -30,10 +42,17 @@ async fn developer_sku_goes_through_the_data_pod() {
         stats.connection_lookups, 1,
         "the data pod is looked up once per command"
     );
-    assert_eq!(
-        stats.max_concurrent_websockets, 1,
-        "Developer allows one connection at a time"
-    );
+    // Each session was deleted before the next WebSocket opened.
+    let mut sessions = h.emulator.sessions();
+    sessions.sort_by_key(|s| s.ws_connected_at);
+    assert_eq!(sessions.len(), 3);
+    for pair in sessions.windows(2) {
+        let (prev, next) = (&pair[0], &pair[1]);
+        assert!(
+            prev.deleted_at.unwrap() <= next.ws_connected_at.unwrap(),
+            "Developer connections overlapped: {prev:?} / {next:?}"
+        );
+    }
 }
 
 #[tokio::test]
