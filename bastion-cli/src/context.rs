@@ -13,7 +13,6 @@ use url::Url;
 
 use crate::cli::{AuthMethod, GlobalOpts};
 use crate::exit::{CliError, CliResult, Code};
-use crate::identity::IdentityTransport;
 use crate::output::Output;
 
 /// What every command gets: output, cloud, TLS trust, resolve overrides and credentials.
@@ -175,10 +174,9 @@ impl Context {
             },
         };
         let transport = self.transport()?;
-        let http: Arc<dyn azure_core::http::HttpClient> = match kind {
-            CredentialKind::ManagedIdentity { .. } => Arc::new(IdentityTransport::new(transport)),
-            _ => Arc::new(transport),
-        };
+        // The shared transport also serves managed identity: it allows plain http to the
+        // machine's own identity endpoints (loopback, IMDS) and nowhere else.
+        let http: Arc<dyn azure_core::http::HttpClient> = Arc::new(transport);
         let cred = build_credential(&kind, &self.cloud, http).map_err(|e| {
             CliError::new(Code::Auth, e.to_string())
                 .hint("choose another --auth method or set the variables it names")

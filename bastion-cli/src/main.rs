@@ -5,7 +5,6 @@ mod cli;
 mod commands;
 mod context;
 mod exit;
-mod identity;
 mod output;
 mod signals;
 

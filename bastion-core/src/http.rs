@@ -109,8 +109,8 @@ impl HttpsClient {
         http.set_keepalive_retries(Some(3));
         // Built from the parts so the ALPN list (http/1.1 only) of our TLS config is kept.
         let tcp = ProxyConnector::new(http, &config.proxy, overrides);
-        let mut https = HttpsConnector::from((tcp, Arc::new(tls)));
-        https.enforce_https();
+        // Plain http is refused in `prepare` except to this machine's identity endpoints.
+        let https = HttpsConnector::from((tcp, Arc::new(tls)));
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(32)
@@ -135,7 +135,7 @@ impl HttpsClient {
             .authority()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let req = self.prepare(req);
+        let req = self.prepare(req)?;
         let timeout = self.config.request_timeout;
         let fut = async {
             let resp = self
@@ -200,7 +200,7 @@ impl HttpsClient {
             .authority()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let req = self.prepare(req);
+        let req = self.prepare(req)?;
         let mut resp = self
             .inner
             .request(req)
@@ -222,14 +222,26 @@ impl HttpsClient {
         Ok((Response::from_parts(parts, body), None))
     }
 
-    fn prepare(&self, req: Request<Bytes>) -> Request<Full<Bytes>> {
+    fn prepare(&self, req: Request<Bytes>) -> Result<Request<Full<Bytes>>> {
+        let uri = req.uri();
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some("http") if uri.host().is_some_and(is_local_identity_host) => {}
+            _ => {
+                return Err(Error::Config(format!(
+                    "refusing {}://{}: only https is allowed (plain http only to this machine's identity endpoints: loopback or 169.254.x.x)",
+                    uri.scheme_str().unwrap_or(""),
+                    uri.authority().map(|a| a.as_str()).unwrap_or("")
+                )));
+            }
+        }
         let (mut parts, body) = req.into_parts();
         if !parts.headers.contains_key(header::USER_AGENT)
             && let Ok(v) = HeaderValue::from_str(&self.config.user_agent)
         {
             parts.headers.insert(header::USER_AGENT, v);
         }
-        Request::from_parts(parts, Full::new(body))
+        Ok(Request::from_parts(parts, Full::new(body)))
     }
 
     /// `POST /api/tokens`: exchanges the ARM token for a Bastion session. Success is status 200
@@ -294,6 +306,17 @@ impl HttpsClient {
             return Err(http_error(Operation::DataPodLookup, &resp));
         }
         Ok(protocol::parse_connection_reply(resp.body())?)
+    }
+}
+
+/// Loopback (IPv4, IPv6, `localhost`) and IPv4 link-local (IMDS at 169.254.169.254): where
+/// managed identity endpoints listen over plain http. Tokens travel in clear text nowhere else.
+fn is_local_identity_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_link_local(),
+        Ok(IpAddr::V6(ip)) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
 
@@ -397,5 +420,35 @@ impl tower_service::Service<Name> for OverrideResolver {
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             Ok(addrs.into_iter())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_local_identity_endpoints() {
+        for host in ["127.0.0.1", "169.254.169.254", "[::1]", "localhost"] {
+            assert!(is_local_identity_host(host), "{host}");
+        }
+        for host in [
+            "10.0.0.1",
+            "example.com",
+            "management.azure.com",
+            "[fd00::1]",
+        ] {
+            assert!(!is_local_identity_host(host), "{host}");
+        }
+    }
+
+    #[tokio::test]
+    async fn plain_http_elsewhere_is_refused_before_connecting() {
+        let client = HttpsClient::new(HttpsConfig::default()).unwrap();
+        let req = Request::get("http://management.azure.com/subscriptions")
+            .body(Bytes::new())
+            .unwrap();
+        let err = client.send(req).await.unwrap_err();
+        assert!(err.to_string().contains("only https is allowed"), "{err}");
     }
 }

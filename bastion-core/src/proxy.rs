@@ -88,7 +88,8 @@ impl Service<Uri> for ProxyConnector {
 
     fn call(&mut self, dst: Uri) -> Self::Future {
         let host = dst.host().unwrap_or_default().to_ascii_lowercase();
-        let intercept = if self.overridden.contains_key(&host) {
+        // Plain http goes only to this machine's identity endpoints: never through a proxy.
+        let intercept = if self.overridden.contains_key(&host) || dst.scheme_str() == Some("http") {
             None
         } else {
             self.matcher.as_ref().and_then(|m| m.intercept(&dst))
