@@ -216,6 +216,8 @@ pub enum DiscoveryError {
         vnets: String,
         /// Scopes searched (with failures).
         searched: Vec<String>,
+        /// Scopes the caller may not read (403): a Bastion may hide there.
+        denied: Vec<String>,
     },
     /// Several equally good candidates.
     #[error(
@@ -589,6 +591,7 @@ async fn search<A: ArmRead + ?Sized>(
     });
 
     let mut searched = Vec::new();
+    let mut denied = Vec::new();
     let mut seen_scopes = HashSet::new();
     let mut seen_ids: HashSet<ResourceId> = HashSet::new();
     let mut candidates: Vec<Candidate> = Vec::new();
@@ -600,6 +603,9 @@ async fn search<A: ArmRead + ?Sized>(
         let list = match scope.list(arm).await {
             Ok(l) => l,
             Err(e) => {
+                if e.is_authorization_failed() {
+                    denied.push(scope.label());
+                }
                 searched.push(format!(
                     "{} (could not list: {})",
                     scope.label(),
@@ -634,7 +640,7 @@ async fn search<A: ArmRead + ?Sized>(
         }
         rank += 1;
     }
-    choose(cluster, candidates, searched, notes, &aks_ids)
+    choose(cluster, candidates, searched, denied, notes, &aks_ids)
 }
 
 /// Whether a Bastion's VNet is an AKS VNet or directly peered with one.
@@ -672,6 +678,7 @@ fn choose(
     cluster: &ManagedCluster,
     candidates: Vec<Candidate>,
     searched: Vec<String>,
+    denied: Vec<String>,
     notes: Vec<String>,
     aks_ids: &[ResourceId],
 ) -> Result<Discovery, DiscoveryError> {
@@ -695,6 +702,7 @@ fn choose(
             cluster: cluster.display_name().to_owned(),
             vnets,
             searched,
+            denied,
         });
     };
     let best: Vec<&Candidate> = pool.into_iter().filter(|c| c.rank == best_rank).collect();
@@ -709,6 +717,7 @@ fn choose(
             cluster: cluster.display_name().to_owned(),
             vnets: String::new(),
             searched,
+            denied,
         });
     };
     Ok(Discovery {
@@ -1373,9 +1382,22 @@ mod tests {
         ] {
             assert!(msg.contains(scope), "missing {scope:?} in {msg}");
         }
-        // Completely empty world: still an error, not a crash.
+        // The refused scope is named as such, so callers can report an access problem.
+        match &e {
+            DiscoveryError::NoBastionFound { denied, .. } => assert_eq!(
+                denied,
+                &[
+                    "cluster resource group aks-rg (subscription 22222222-2222-2222-2222-222222222222)"
+                ]
+            ),
+            other => panic!("{other:?}"),
+        }
+        // Completely empty world: still an error, not a crash, and nothing was refused.
         let e = run(&FakeArm::default(), &cluster(false), None).unwrap_err();
-        assert!(matches!(e, DiscoveryError::NoBastionFound { .. }));
+        assert!(
+            matches!(&e, DiscoveryError::NoBastionFound { denied, .. } if denied.is_empty()),
+            "{e:?}"
+        );
     }
 
     #[test]

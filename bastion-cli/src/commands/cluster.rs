@@ -79,8 +79,10 @@ fn discovery_failure(e: DiscoveryError, bastion_arg: Option<&str>) -> BastionFai
         D::InvalidBastionId { .. } | D::NotABastionId { .. } => Code::Usage,
         D::BastionIdNotFound { .. }
         | D::BastionNameNotFound { .. }
-        | D::ManagedBastionNotFound { .. }
-        | D::NoBastionFound { .. } => Code::NotFound,
+        | D::ManagedBastionNotFound { .. } => Code::NotFound,
+        // Not found where we may look, but some places refused us: an access problem.
+        D::NoBastionFound { denied, .. } if !denied.is_empty() => Code::Auth,
+        D::NoBastionFound { .. } => Code::NotFound,
         D::AmbiguousName { .. } | D::Ambiguous { .. } => Code::Usage,
         _ => Code::Other,
     };
