@@ -290,6 +290,13 @@ impl Entry {
     }
 }
 
+/// The entry `ticket` names, unless its slot now holds another session.
+fn entry_mut<'a>(st: &'a mut State, ticket: &WsTicket) -> Option<&'a mut Entry> {
+    st.sessions
+        .get_mut(ticket.index)
+        .filter(|e| e.record.id == ticket.id)
+}
+
 #[derive(Default)]
 struct State {
     sessions: Vec<Entry>,
@@ -318,6 +325,16 @@ impl Registry {
             notify: Notify::new(),
             started: Instant::now(),
         }
+    }
+
+    /// Updates the session `ticket` names (if it is still that session) and wakes waiters.
+    fn update(&self, ticket: &WsTicket, f: impl FnOnce(&mut Entry)) {
+        let mut st = self.lock();
+        if let Some(e) = entry_mut(&mut st, ticket) {
+            f(e);
+        }
+        drop(st);
+        self.changed();
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -460,8 +477,8 @@ impl Registry {
     /// was reset.
     pub(crate) fn consume_ws(&self, ticket: &WsTicket) -> bool {
         let mut st = self.lock();
-        match st.sessions.get_mut(ticket.index) {
-            Some(e) if e.record.id == ticket.id && !e.ws_used => {
+        match entry_mut(&mut st, ticket) {
+            Some(e) if !e.ws_used => {
                 e.ws_used = true;
                 true
             }
@@ -476,8 +493,8 @@ impl Registry {
         relay: mpsc::UnboundedSender<RelayCommand>,
     ) -> Arc<Traffic> {
         let mut st = self.lock();
-        let traffic = match st.sessions.get_mut(ticket.index) {
-            Some(e) if e.record.id == ticket.id => {
+        let traffic = match entry_mut(&mut st, ticket) {
+            Some(e) => {
                 e.record.ws_connected_at = Some(OffsetDateTime::now_utc());
                 if e.record.state != SessionState::Deleted {
                     e.record.state = SessionState::Connected;
@@ -500,40 +517,18 @@ impl Registry {
 
     /// Records the client's close code as soon as its Close arrives.
     pub(crate) fn client_close(&self, ticket: &WsTicket, code: u16) {
-        let mut st = self.lock();
-        if let Some(e) = st
-            .sessions
-            .get_mut(ticket.index)
-            .filter(|e| e.record.id == ticket.id)
-        {
-            e.record.close_code = Some(code);
-        }
-        drop(st);
-        self.changed();
+        self.update(ticket, |e| e.record.close_code = Some(code));
     }
 
     /// Records the close code the server sent.
     pub(crate) fn server_close(&self, ticket: &WsTicket, code: u16) {
-        let mut st = self.lock();
-        if let Some(e) = st
-            .sessions
-            .get_mut(ticket.index)
-            .filter(|e| e.record.id == ticket.id)
-        {
-            e.record.server_close_code = Some(code);
-        }
-        drop(st);
-        self.changed();
+        self.update(ticket, |e| e.record.server_close_code = Some(code));
     }
 
     /// A WebSocket that never relayed (in-band error, target failure) or a relay ended.
     pub(crate) fn ws_ended(&self, ticket: &WsTicket, was_live: bool) {
         let mut st = self.lock();
-        if let Some(e) = st
-            .sessions
-            .get_mut(ticket.index)
-            .filter(|e| e.record.id == ticket.id)
-        {
+        if let Some(e) = entry_mut(&mut st, ticket) {
             e.record.closed_at = Some(OffsetDateTime::now_utc());
             if e.record.state != SessionState::Deleted {
                 e.record.state = SessionState::Closed;
@@ -549,11 +544,8 @@ impl Registry {
 
     /// The client's close code for a session, if it sent a Close.
     pub(crate) fn close_code_of(&self, ticket: &WsTicket) -> Option<u16> {
-        let st = self.lock();
-        st.sessions
-            .get(ticket.index)
-            .filter(|e| e.record.id == ticket.id)
-            .and_then(|e| e.record.close_code)
+        let mut st = self.lock();
+        entry_mut(&mut st, ticket).and_then(|e| e.record.close_code)
     }
 
     /// Deletes a session by `authToken`.
