@@ -78,7 +78,7 @@ async fn kubectl_get_pods_through_the_bastion_tunnel() {
     };
 
     // 5. The kubeconfig for the tunnel: localhost, with tls-server-name = the private FQDN.
-    let record = kubeconfig
+    kubeconfig
         .point_at_tunnel(ClusterSelector::CurrentContext, port)
         .unwrap();
     let cluster_name = kubeconfig
@@ -95,7 +95,6 @@ async fn kubectl_get_pods_through_the_bastion_tunnel() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config");
     write_atomic(&path, &kubeconfig.to_yaml().unwrap()).unwrap();
-    let _ = record;
 
     // 6. The real kubectl through the tunnel.
     let kubectl = tokio::process::Command::new("kubectl")
@@ -119,8 +118,7 @@ async fn kubectl_get_pods_through_the_bastion_tunnel() {
             eprintln!(
                 "\n!!!!! kubectl IS NOT INSTALLED: checking with an HTTP client instead !!!!!\n"
             );
-            let pods =
-                http_get_pods_through_tunnel(&sandbox, port, &kubeconfig, &cluster_name).await;
+            let pods = http_get_pods_through_tunnel(&sandbox, port, &kubeconfig).await;
             assert!(pods.contains("coredns"), "{pods}");
         }
         Ok(Err(e)) => panic!("kubectl could not run: {e}"),
@@ -150,13 +148,11 @@ async fn http_get_pods_through_tunnel(
     sandbox: &Sandbox,
     port: u16,
     kubeconfig: &Kubeconfig,
-    cluster: &str,
 ) -> String {
     let token = kubeconfig.as_value()["users"][0]["user"]["token"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let _ = cluster;
     let client = bastion_core::http::HttpsClient::new(bastion_core::http::HttpsConfig {
         extra_root_ca_pem: Some(sandbox.ca_pem().into_bytes()),
         resolve: vec![(PRIVATE_FQDN.to_owned(), "127.0.0.1".parse().unwrap())],
