@@ -8,10 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bastion_core::emulator::{
-    self, BastionFixture, Emulator, EmulatorConfig, TargetFixture, TestClaims,
-};
 use bastion_core::{Endpoint, LocalListener, StaticTokenCredential, Target, Tunnel, TunnelConfig};
+use bastion_emulator::{self, BastionFixture, Emulator, EmulatorConfig, TargetFixture, TestClaims};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -21,9 +19,11 @@ struct Bench {
 }
 
 async fn setup() -> Bench {
-    let (echo, _) = emulator::spawn_echo_target().await.expect("echo target");
-    let bastion = BastionFixture::standard(emulator::TEST_TENANT);
-    let vm = emulator::vm_resource_id("bench");
+    let (echo, _) = bastion_emulator::spawn_echo_target()
+        .await
+        .expect("echo target");
+    let bastion = BastionFixture::standard(bastion_emulator::TEST_TENANT);
+    let vm = bastion_emulator::vm_resource_id("bench");
     let emu = Emulator::start(
         EmulatorConfig::single(bastion.clone()).with_target(TargetFixture::new(&vm, 22, echo)),
     )
@@ -42,9 +42,9 @@ async fn setup() -> Bench {
 }
 
 fn credential() -> Arc<StaticTokenCredential> {
-    Arc::new(StaticTokenCredential::from_jwt(emulator::jwt::mint(
-        &TestClaims::new(emulator::TEST_TENANT, "bench"),
-    )))
+    Arc::new(StaticTokenCredential::from_jwt(
+        bastion_emulator::jwt::mint(&TestClaims::new(bastion_emulator::TEST_TENANT, "bench")),
+    ))
 }
 
 async fn serve(config: TunnelConfig) -> (u16, Tunnel, tokio::sync::oneshot::Sender<()>) {

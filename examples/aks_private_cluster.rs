@@ -18,12 +18,12 @@ use bastion_arm::bastion::Usage;
 use bastion_arm::client::{ArmClient, ArmClientConfig};
 use bastion_arm::credential::{Cloud, CredentialKind, build_credential};
 use bastion_arm::discovery::discover_bastion;
-use bastion_arm::emulator::Sandbox;
-use bastion_arm::emulator::sandbox::SPOKE_SUBSCRIPTION;
 use bastion_arm::kubeconfig::{ClusterSelector, Kubeconfig};
 use bastion_arm::preflight::run_aks_preflight;
 use bastion_arm::resource_id::ResourceId;
 use bastion_core::{Endpoint, LocalListener, StaticTokenCredential, Target, Tunnel, TunnelConfig};
+use bastion_emulator::Sandbox;
+use bastion_emulator::sandbox::SPOKE_SUBSCRIPTION;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 

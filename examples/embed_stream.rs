@@ -12,9 +12,9 @@
 
 use std::sync::Arc;
 
-use bastion_arm::emulator::Sandbox;
-use bastion_arm::emulator::sandbox::{HUB_BASTION, PRIVATE_CLUSTER, PRIVATE_FQDN};
 use bastion_core::{Endpoint, StaticTokenCredential, Target, Tunnel, TunnelConfig};
+use bastion_emulator::Sandbox;
+use bastion_emulator::sandbox::{HUB_BASTION, PRIVATE_CLUSTER, PRIVATE_FQDN};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;

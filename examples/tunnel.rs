@@ -11,8 +11,8 @@
 
 use std::sync::Arc;
 
-use bastion_core::emulator::{self, BastionFixture, Emulator, EmulatorConfig, TargetFixture};
 use bastion_core::{Endpoint, LocalListener, StaticTokenCredential, Target, Tunnel, TunnelConfig};
+use bastion_emulator::{BastionFixture, Emulator, EmulatorConfig, TargetFixture};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -29,9 +29,9 @@ async fn main() -> Result<(), Error> {
     // Keeps the emulator alive when we run against it.
     let mut _sandbox = None;
     let (config, token) = if args.is_empty() {
-        let (echo, _) = emulator::spawn_echo_target().await?;
-        let bastion = BastionFixture::standard(emulator::TEST_TENANT);
-        let vm = emulator::vm_resource_id("vm1");
+        let (echo, _) = bastion_emulator::spawn_echo_target().await?;
+        let bastion = BastionFixture::standard(bastion_emulator::TEST_TENANT);
+        let vm = bastion_emulator::vm_resource_id("vm1");
         let emu = Emulator::start(
             EmulatorConfig::single(bastion.clone()).with_target(TargetFixture::new(&vm, 22, echo)),
         )
@@ -42,8 +42,8 @@ async fn main() -> Result<(), Error> {
         );
         config.http.extra_root_ca_pem = Some(emu.ca_pem().into_bytes());
         config.http.resolve = emu.resolve_overrides();
-        let token = emulator::jwt::mint(&emulator::TestClaims::new(
-            emulator::TEST_TENANT,
+        let token = bastion_emulator::jwt::mint(&bastion_emulator::TestClaims::new(
+            bastion_emulator::TEST_TENANT,
             "example-user",
         ));
         _sandbox = Some(emu);

@@ -18,6 +18,3 @@ pub mod network;
 pub mod preflight;
 pub mod resource_id;
 pub mod transport;
-
-#[cfg(feature = "emulator")]
-pub mod emulator;

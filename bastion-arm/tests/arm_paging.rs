@@ -3,7 +3,7 @@
 
 mod common;
 
-use bastion_arm::emulator::ArmEmulatorConfig;
+use bastion_emulator::ArmEmulatorConfig;
 use common::*;
 
 #[tokio::test]

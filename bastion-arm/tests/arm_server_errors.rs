@@ -3,7 +3,7 @@
 
 mod common;
 
-use bastion_arm::emulator::Fault;
+use bastion_emulator::Fault;
 use common::*;
 
 #[tokio::test]

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bastion_arm::emulator::Fault;
+use bastion_emulator::Fault;
 use common::*;
 
 #[tokio::test]

@@ -13,13 +13,11 @@ use std::time::Duration;
 use bastion_arm::aks::fetch_kubeconfig;
 use bastion_arm::bastion::Usage;
 use bastion_arm::discovery::discover_bastion;
-use bastion_arm::emulator::Sandbox;
-use bastion_arm::emulator::sandbox::{
-    FULL_ACCESS_USER, HUB_BASTION, PRIVATE_CLUSTER, PRIVATE_FQDN,
-};
 use bastion_arm::kubeconfig::{ClusterSelector, Kubeconfig, write_atomic};
 use bastion_arm::resource_id::ResourceId;
 use bastion_core::{Endpoint, LocalListener, StaticTokenCredential, Target, Tunnel, TunnelConfig};
+use bastion_emulator::Sandbox;
+use bastion_emulator::sandbox::{FULL_ACCESS_USER, HUB_BASTION, PRIVATE_CLUSTER, PRIVATE_FQDN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_pods_through_the_bastion_tunnel() {

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use bastion_core::emulator::jwt::TestClaims;
+use bastion_emulator::jwt::TestClaims;
 use common::*;
 
 fn bastion_path(name: &str) -> String {

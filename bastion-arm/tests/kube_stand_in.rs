@@ -3,9 +3,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use bastion_arm::emulator::{KubeApiServer, KubeApiServerConfig};
-use bastion_core::emulator::TestCa;
 use bastion_core::http::{HttpsClient, HttpsConfig};
+use bastion_emulator::TestCa;
+use bastion_emulator::{KubeApiServer, KubeApiServerConfig};
 use serde_json::Value;
 
 const FQDN: &str = "myaks-dns.privatelink.eastus.azmk8s.io";

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use bastion_arm::emulator::Sandbox;
-use bastion_arm::emulator::sandbox::{FULL_ACCESS_USER, PRIVATE_CLUSTER, PRIVATE_FQDN};
 use bastion_arm::resource_id::ResourceId;
+use bastion_emulator::Sandbox;
+use bastion_emulator::sandbox::{FULL_ACCESS_USER, PRIVATE_CLUSTER, PRIVATE_FQDN};
 
 async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> Option<(bool, String)> {
     let child = tokio::process::Command::new("kubectl")

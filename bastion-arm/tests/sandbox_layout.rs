@@ -2,10 +2,10 @@
 //! data-plane emulator, the private cluster's kubeconfig is accepted by the Kubernetes
 //! stand-in, and the restricted user cannot read the Bastion.
 
-use bastion_arm::emulator::Sandbox;
-use bastion_arm::emulator::sandbox::*;
 use bastion_arm::resource_id::ResourceId;
 use bastion_core::http::{HttpsClient, HttpsConfig};
+use bastion_emulator::Sandbox;
+use bastion_emulator::sandbox::*;
 
 fn id(text: &str) -> ResourceId {
     ResourceId::parse(text).unwrap()

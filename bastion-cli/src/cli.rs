@@ -136,8 +136,10 @@ pub enum Command {
     Check(CheckCommand),
     /// Start the local sandbox (ARM, Bastion and Kubernetes emulators, an echo target) and print
     /// the environment that points the other commands at it; runs until Ctrl-C.
+    #[cfg(feature = "emulator")]
     Emulate(EmulateArgs),
     /// Run the whole AKS flow against a built-in sandbox, step by step with timings.
+    #[cfg(feature = "emulator")]
     Demo(DemoArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),

@@ -62,7 +62,9 @@ async fn run(cli: Cli, out: Output) -> CliResult<Outcome> {
     // These need no Azure settings: stale BASTION_* variables must not get in their way.
     match &cli.command {
         Command::Completions(args) => return commands::completions::run(args),
+        #[cfg(feature = "emulator")]
         Command::Emulate(args) => return commands::emulate::run(out, args).await,
+        #[cfg(feature = "emulator")]
         Command::Demo(args) => return commands::demo::run(out, args).await,
         _ => {}
     }
@@ -74,7 +76,12 @@ async fn run(cli: Cli, out: Output) -> CliResult<Outcome> {
         Command::Aks(args) => commands::aks::run(&ctx, args).await,
         Command::Check(CheckCommand::Aks(args)) => commands::check::run_aks(&ctx, args).await,
         Command::Check(CheckCommand::Tunnel(args)) => commands::check::run_tunnel(&ctx, args).await,
-        Command::Completions(_) | Command::Emulate(_) | Command::Demo(_) => Err(CliError::new(
+        #[cfg(feature = "emulator")]
+        Command::Emulate(_) | Command::Demo(_) => Err(CliError::new(
+            Code::Other,
+            "internal: command dispatched twice",
+        )),
+        Command::Completions(_) => Err(CliError::new(
             Code::Other,
             "internal: command dispatched twice",
         )),

@@ -6,7 +6,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use bastion_arm::emulator::Fault;
+use bastion_emulator::Fault;
 use common::{ArmSandbox, Running, bastion};
 use rustix::process::Signal;
 

@@ -5,8 +5,8 @@ mod common;
 
 use std::process::Stdio;
 
-use bastion_arm::emulator::sandbox::PRIVATE_FQDN;
 use bastion_arm::kubeconfig::Kubeconfig;
+use bastion_emulator::sandbox::PRIVATE_FQDN;
 use common::{ArmSandbox, WAIT, bastion};
 
 const EXISTING: &str = "apiVersion: v1

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Stdio;
 
-use bastion_arm::emulator::sandbox::PRIVATE_CLUSTER;
+use bastion_emulator::sandbox::PRIVATE_CLUSTER;
 use common::{ArmSandbox, WAIT, bastion};
 
 fn kubectl() -> Option<&'static str> {

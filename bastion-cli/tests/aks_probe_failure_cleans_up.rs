@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Stdio;
 
-use bastion_core::emulator::Faults;
+use bastion_emulator::Faults;
 use common::{ArmSandbox, WAIT, assert_clean_error, bastion};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use bastion_arm::emulator::sandbox::HUB_BASTION;
+use bastion_emulator::sandbox::HUB_BASTION;
 use common::{ArmSandbox, CoreSandbox, assert_clean_error, run};
 
 const VM: &str = "/subscriptions/22222222-2222-2222-2222-222222222222/resourceGroups/vm-rg/providers/Microsoft.Compute/virtualMachines/vm1";
@@ -254,7 +254,7 @@ async fn missing_token_for_token_auth_is_explained() {
 async fn a_refused_token_is_an_auth_failure() {
     let sandbox = CoreSandbox::start().await;
     let mut env = sandbox.env();
-    let expired = bastion_core::emulator::TestClaims::new(bastion_core::emulator::TEST_TENANT, "u")
+    let expired = bastion_emulator::TestClaims::new(bastion_emulator::TEST_TENANT, "u")
         .expired()
         .mint();
     for (k, v) in env.iter_mut() {

@@ -3,10 +3,10 @@
 
 mod common;
 
-use bastion_arm::emulator::sandbox::{
+use bastion_arm::resource_id::ResourceId;
+use bastion_emulator::sandbox::{
     BASIC_BASTION, HUB_BASTION, NO_BASTION_READER, PRIVATE_CLUSTER_NO_PUBLIC_FQDN,
 };
-use bastion_arm::resource_id::ResourceId;
 use common::{ArmSandbox, assert_clean_error, run};
 
 fn row<'a>(stdout: &'a str, status_and_id: &str) -> Vec<&'a str> {

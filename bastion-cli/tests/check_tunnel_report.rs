@@ -3,7 +3,7 @@
 
 mod common;
 
-use bastion_arm::emulator::sandbox::{
+use bastion_emulator::sandbox::{
     BASIC_BASTION, DEVELOPER_BASTION, HUB_BASTION, PREMIUM_BASTION, PRIVATE_CLUSTER,
 };
 use common::{ArmSandbox, assert_clean_error, run};

@@ -6,7 +6,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use bastion_core::emulator::Faults;
+use bastion_emulator::Faults;
 use common::{CoreSandbox, bastion};
 use tokio::io::AsyncWriteExt;
 

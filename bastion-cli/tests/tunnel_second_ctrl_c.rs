@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use bastion_core::emulator::Faults;
+use bastion_emulator::Faults;
 use common::{CoreSandbox, Running, WAIT, bastion};
 use rustix::process::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

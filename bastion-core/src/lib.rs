@@ -29,6 +29,3 @@ pub use token::{StaticTokenCredential, TokenSource};
 pub use tunnel::{
     ConnectionEvent, RelayStats, ServeSummary, Tunnel, TunnelConfig, TunnelConnection,
 };
-
-#[cfg(feature = "emulator")]
-pub mod emulator;

@@ -4,15 +4,15 @@ mod common;
 
 use std::time::Duration;
 
-use bastion_core::emulator::{self, BastionFixture, TargetFixture};
 use bastion_core::{Target, Tunnel};
+use bastion_emulator::{BastionFixture, TargetFixture};
 use common::*;
 use tokio::io::AsyncWriteExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_target_stops_the_local_client() {
-    let (stalled, _target) = emulator::spawn_stalled_target().await.unwrap();
-    let sink_id = emulator::vm_resource_id("sink");
+    let (stalled, _target) = bastion_emulator::spawn_stalled_target().await.unwrap();
+    let sink_id = bastion_emulator::vm_resource_id("sink");
     let h = Harness::start_with(BastionFixture::standard(TENANT), |c| {
         c.with_target(TargetFixture::new(&sink_id, 22, stalled))
     })

@@ -4,8 +4,8 @@ mod common;
 
 use std::net::IpAddr;
 
-use bastion_core::emulator::{BastionFixture, Faults};
 use bastion_core::{EndpointKind, Target, Tunnel};
+use bastion_emulator::{BastionFixture, Faults};
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

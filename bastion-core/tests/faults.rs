@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use bastion_core::ConnectionEvent;
-use bastion_core::emulator::{Faults, HttpFault, Trigger};
+use bastion_emulator::{Faults, HttpFault, Trigger};
 use common::*;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast;
@@ -260,20 +260,17 @@ async fn per_direction_latency_delays_but_does_not_corrupt() {
 
 #[tokio::test]
 async fn unreachable_target_is_reported_with_close_1011() {
-    let h = Harness::start_with(
-        bastion_core::emulator::BastionFixture::standard(TENANT),
-        |c| {
-            c.with_target(bastion_core::emulator::TargetFixture::new(
-                bastion_core::emulator::vm_resource_id("down"),
-                22,
-                // Nothing listens on port 1 of loopback.
-                "127.0.0.1:1".parse().unwrap(),
-            ))
-        },
-    )
+    let h = Harness::start_with(bastion_emulator::BastionFixture::standard(TENANT), |c| {
+        c.with_target(bastion_emulator::TargetFixture::new(
+            bastion_emulator::vm_resource_id("down"),
+            22,
+            // Nothing listens on port 1 of loopback.
+            "127.0.0.1:1".parse().unwrap(),
+        ))
+    })
     .await;
     let target =
-        bastion_core::Target::resource(bastion_core::emulator::vm_resource_id("down"), 22).unwrap();
+        bastion_core::Target::resource(bastion_emulator::vm_resource_id("down"), 22).unwrap();
     let tunnel = bastion_core::Tunnel::new(h.config(target), credential()).unwrap();
     let served = Served::start(tunnel).await;
     let mut events = served.tunnel.subscribe();

@@ -5,7 +5,7 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use bastion_core::emulator::Faults;
+use bastion_emulator::Faults;
 use common::*;
 
 #[derive(Clone, Default)]

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use bastion_arm::client::{ArmClient, ArmClientConfig};
-use bastion_arm::emulator::{ArmEmulator, ArmEmulatorConfig, Fixtures};
 use bastion_arm::resource_id::ResourceId;
-use bastion_core::emulator::TestCa;
-use bastion_core::emulator::jwt::TestClaims;
 use bastion_core::token::StaticTokenCredential;
+use bastion_emulator::TestCa;
+use bastion_emulator::jwt::TestClaims;
+use bastion_emulator::{ArmEmulator, ArmEmulatorConfig, Fixtures};
 use serde_json::{Value, json};
 
 pub const TENANT: &str = "33333333-3333-3333-3333-333333333333";

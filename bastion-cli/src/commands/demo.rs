@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use bastion_arm::emulator::Sandbox;
-use bastion_arm::emulator::sandbox::SPOKE_SUBSCRIPTION;
+use bastion_emulator::Sandbox;
+use bastion_emulator::sandbox::SPOKE_SUBSCRIPTION;
 use serde_json::json;
 
 use crate::cli::{AksTargetArgs, DemoArgs};

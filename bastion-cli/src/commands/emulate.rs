@@ -4,15 +4,15 @@
 
 use std::net::IpAddr;
 
-use bastion_arm::emulator::Sandbox;
-use bastion_arm::emulator::sandbox::{HUB_BASTION, SPOKE_SUBSCRIPTION};
+use bastion_emulator::Sandbox;
+use bastion_emulator::sandbox::{HUB_BASTION, SPOKE_SUBSCRIPTION};
 use serde_json::json;
 
 use crate::cli::EmulateArgs;
-use crate::commands::sandbox_vm::{self, SandboxVm};
 use crate::exit::{CliError, CliResult, Code, Outcome};
 use crate::output::Output;
 use crate::signals::Signals;
+use bastion_emulator::sandbox_vm::{self, SandboxVm};
 
 /// The sandbox and its VM, with the environment a user exports.
 pub struct Running {
@@ -33,7 +33,9 @@ pub async fn start() -> CliResult<Running> {
     let sandbox = Sandbox::start()
         .await
         .map_err(|e| fail("sandbox", e.to_string()))?;
-    let vm = SandboxVm::add_to(&sandbox).await?;
+    let vm = SandboxVm::add_to(&sandbox)
+        .await
+        .map_err(|e| fail("sandbox VM", e.to_string()))?;
     let dir = tempfile::Builder::new()
         .prefix("bastion-sandbox-")
         .tempdir()
@@ -80,7 +82,7 @@ pub fn examples(echo_port: u16) -> Vec<String> {
         "bastion check aks -n privaks -g aks-rg".to_owned(),
         format!(
             "bastion check aks -n myaks -g aks-rg --bastion {}",
-            bastion_arm::emulator::sandbox::BASIC_BASTION
+            bastion_emulator::sandbox::BASIC_BASTION
         ),
         format!(
             "bastion tunnel -n {} -g {} --target-resource-id {} --resource-port 80 --port 8080   # then: curl http://localhost:8080/",
@@ -107,7 +109,7 @@ pub fn examples(echo_port: u16) -> Vec<String> {
         ),
         format!(
             "bastion tunnel -n {HUB_BASTION} --target-resource-id {} --resource-port 443",
-            bastion_arm::emulator::sandbox::PRIVATE_CLUSTER
+            bastion_emulator::sandbox::PRIVATE_CLUSTER
         ),
     ]
 }

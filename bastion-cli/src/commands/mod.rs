@@ -5,12 +5,13 @@ pub mod check;
 pub mod child;
 pub mod cluster;
 pub mod completions;
+#[cfg(feature = "emulator")]
 pub mod demo;
+#[cfg(feature = "emulator")]
 pub mod emulate;
 pub mod kubeclient;
 pub mod kubefile;
 pub mod proxy;
-pub mod sandbox_vm;
 pub mod ssh;
 pub mod target;
 pub mod tunnel;

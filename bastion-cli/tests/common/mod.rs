@@ -6,7 +6,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bastion_core::emulator::{
+use bastion_emulator::{
     self, BastionFixture, Emulator, EmulatorConfig, TEST_TENANT, TargetFixture, TestClaims,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -99,8 +99,10 @@ impl CoreSandbox {
 
     /// Starts it with a given Bastion.
     pub async fn start_with(bastion: BastionFixture) -> Self {
-        let (echo, task) = emulator::spawn_echo_target().await.expect("echo target");
-        let vm = emulator::vm_resource_id("vm1");
+        let (echo, task) = bastion_emulator::spawn_echo_target()
+            .await
+            .expect("echo target");
+        let vm = bastion_emulator::vm_resource_id("vm1");
         let emu = Emulator::start(
             EmulatorConfig::single(bastion.clone()).with_target(TargetFixture::new(&vm, 22, echo)),
         )
@@ -242,7 +244,7 @@ impl Running {
 /// the environment that points `bastion` at it.
 pub struct ArmSandbox {
     /// The sandbox.
-    pub sandbox: bastion_arm::emulator::Sandbox,
+    pub sandbox: bastion_emulator::Sandbox,
     /// The CA certificate file.
     pub ca_file: tempfile::NamedTempFile,
 }
@@ -250,9 +252,7 @@ pub struct ArmSandbox {
 impl ArmSandbox {
     /// Starts it.
     pub async fn start() -> Self {
-        let sandbox = bastion_arm::emulator::Sandbox::start()
-            .await
-            .expect("sandbox");
+        let sandbox = bastion_emulator::Sandbox::start().await.expect("sandbox");
         let ca_file = tempfile::NamedTempFile::new().expect("ca file");
         std::fs::write(ca_file.path(), sandbox.ca_pem()).expect("write ca");
         Self { sandbox, ca_file }
@@ -289,7 +289,7 @@ impl ArmSandbox {
             ("BASTION_TOKEN".into(), token.to_owned()),
             (
                 "AZURE_SUBSCRIPTION_ID".into(),
-                bastion_arm::emulator::sandbox::SPOKE_SUBSCRIPTION.into(),
+                bastion_emulator::sandbox::SPOKE_SUBSCRIPTION.into(),
             ),
         ]
     }

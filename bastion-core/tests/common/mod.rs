@@ -6,15 +6,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bastion_core::emulator::{
+use bastion_core::{Endpoint, LocalListener, StaticTokenCredential, Target, Tunnel, TunnelConfig};
+use bastion_emulator::{
     self, BastionFixture, Emulator, EmulatorConfig, Faults, TargetFixture, TestClaims,
 };
-use bastion_core::{Endpoint, LocalListener, StaticTokenCredential, Target, Tunnel, TunnelConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
-pub const TENANT: &str = emulator::TEST_TENANT;
+pub const TENANT: &str = bastion_emulator::TEST_TENANT;
 
 pub struct Harness {
     pub emulator: Emulator,
@@ -32,8 +32,8 @@ impl Harness {
         bastion: BastionFixture,
         tweak: impl FnOnce(EmulatorConfig) -> EmulatorConfig,
     ) -> Harness {
-        let (echo, _task) = emulator::spawn_echo_target().await.unwrap();
-        let vm = emulator::vm_resource_id("vm1");
+        let (echo, _task) = bastion_emulator::spawn_echo_target().await.unwrap();
+        let vm = bastion_emulator::vm_resource_id("vm1");
         let config = EmulatorConfig::single(bastion.clone())
             .with_target(TargetFixture::new(&vm, 22, echo))
             .with_target(TargetFixture::new(&vm, 8080, echo));
@@ -91,7 +91,7 @@ impl Harness {
 }
 
 pub fn token() -> String {
-    emulator::jwt::mint(&TestClaims::new(
+    bastion_emulator::jwt::mint(&TestClaims::new(
         TENANT,
         "00000000-0000-0000-0000-0000000000aa",
     ))

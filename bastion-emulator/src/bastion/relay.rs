@@ -27,9 +27,10 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::faults::{Faults, TargetFailure};
 use super::io::{RawIo, Sniffer};
+use super::pages;
 use super::registry::{EventKind, RelayCommand, Traffic, WsTicket};
-use super::respond;
-use super::server::Shared;
+
+use super::state::Shared;
 
 type Ws = WebSocketStream<Sniffer<RawIo>>;
 
@@ -130,7 +131,7 @@ pub(crate) async fn serve(
 }
 
 async fn write_in_band(mut io: RawIo) {
-    let page = respond::tomcat_in_band(400);
+    let page = pages::tomcat_in_band(400);
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         io.write_all(&page).await?;
         io.flush().await?;

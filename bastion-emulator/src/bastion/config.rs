@@ -3,8 +3,8 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use super::ca::TestCa;
-use super::ids;
+use crate::ca::TestCa;
+use crate::ids;
 
 /// The subscription the fixture constructors put resource ids in.
 pub const TEST_SUBSCRIPTION: &str = "11111111-1111-1111-1111-111111111111";
@@ -309,8 +309,8 @@ impl EmulatorConfig {
         names
     }
 
-    pub(crate) fn validate(&self) -> Result<(), super::EmulatorError> {
-        use super::EmulatorError::Config;
+    pub(crate) fn validate(&self) -> Result<(), crate::EmulatorError> {
+        use crate::EmulatorError::Config;
         if self.nodes == 0 {
             return Err(Config("`nodes` must be at least 1".into()));
         }

@@ -1,4 +1,5 @@
-//! Small HTTP helpers: canned responses, body reading, path and header parsing.
+//! The response toolkit every emulator shares: canned responses, body reading, path and header
+//! parsing.
 
 use std::time::Duration;
 
@@ -7,8 +8,6 @@ use http::header::{CONTENT_TYPE, HOST, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-
-use super::faults::HttpFault;
 
 /// The response type of every handler.
 pub(crate) type Resp = Response<Full<Bytes>>;
@@ -58,16 +57,7 @@ pub(crate) fn empty(code: u16) -> Resp {
     r
 }
 
-/// The response a configured [`HttpFault`] asks for.
-pub(crate) fn fault(f: &HttpFault) -> Resp {
-    if f.html {
-        html_error(f.status)
-    } else {
-        error(f.status, &f.message, None)
-    }
-}
-
-fn reason(code: u16) -> &'static str {
+pub(crate) fn reason(code: u16) -> &'static str {
     status(code).canonical_reason().unwrap_or("Error")
 }
 
@@ -78,30 +68,6 @@ pub(crate) fn html_error(code: u16) -> Resp {
         "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n<hr><center>Microsoft-Azure-Application-Gateway/v2</center>\r\n</body>\r\n</html>\r\n"
     );
     with_body(code, "text/html", body)
-}
-
-/// A raw HTTP/1.1 response with a Tomcat-style error page, as the service reportedly writes
-/// on an upgraded socket (spec §6.4).
-pub(crate) fn tomcat_in_band(code: u16) -> Vec<u8> {
-    let r = reason(code);
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><title>HTTP Status {code} \u{2013} {r}</title><style type=\"text/css\">body {{font-family:Tahoma,Arial,sans-serif;}} h1, h2, h3, b {{color:white;background-color:#525D76;}} h1 {{font-size:22px;}} .line {{height:1px;background-color:#525D76;border:none;}}</style></head><body><h1>HTTP Status {code} \u{2013} {r}</h1><hr class=\"line\" /><p><b>Type</b> Status Report</p><p><b>Description</b> The server cannot or will not process the request due to something that is perceived to be a client error (e.g., malformed request syntax, invalid request message framing, or deceptive request routing).</p><hr class=\"line\" /><h3>Apache Tomcat</h3></body></html>"
-    );
-    let date = httpdate_now();
-    format!(
-        "HTTP/1.1 {code} {r}\r\nContent-Type: text/html;charset=utf-8\r\nContent-Language: en\r\nContent-Length: {}\r\nDate: {date}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-fn httpdate_now() -> String {
-    let fmt = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    time::OffsetDateTime::now_utc()
-        .format(&fmt)
-        .unwrap_or_default()
 }
 
 /// Reads a whole request body (≤ 1 MiB, ≤ 10 s).
@@ -196,14 +162,5 @@ mod tests {
         assert_eq!(tail_segment("/api/tokens/abc", "/api/tokens/"), Some("abc"));
         assert_eq!(tail_segment("/api/tokens/a/b", "/api/tokens/"), None);
         assert_eq!(tail_segment("/api/tokens/", "/api/tokens/"), None);
-    }
-
-    #[test]
-    fn in_band_page_is_http() {
-        let page = String::from_utf8(tomcat_in_band(400)).unwrap();
-        assert!(page.starts_with("HTTP/1.1 400 Bad Request\r\n"));
-        assert!(page.contains("Apache Tomcat"));
-        let (head, body) = page.split_once("\r\n\r\n").unwrap();
-        assert!(head.contains(&format!("Content-Length: {}", body.len())));
     }
 }

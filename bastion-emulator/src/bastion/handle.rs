@@ -7,12 +7,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::ca::TestCa;
 use super::config::{BastionFixture, EmulatorConfig};
-use super::error::EmulatorError;
 use super::faults::Faults;
 use super::registry::{Event, SessionRecord, SessionState, Stats};
-use super::server::{self, Shared};
+use super::server;
+use super::state::Shared;
+use crate::ca::TestCa;
+use crate::error::EmulatorError;
 
 /// A running emulator. Owns the server: dropping it (or [`Emulator::shutdown`]) stops
 /// accepting, closes live WebSockets with 1001 and ends the relays.

@@ -12,7 +12,7 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use super::error::EmulatorError;
+use crate::error::EmulatorError;
 
 /// A generated test CA. Cheap to clone: clones share the same key and certificate.
 #[derive(Clone)]

@@ -3,20 +3,17 @@
 //! one (`vm-dev-bastion`), added to a running [`Sandbox`] so `bastion tunnel` + curl/nc work
 //! against it.
 //!
-//! bastion-arm's `Sandbox` has clusters but no VM; this adds one through the emulators' public
-//! APIs (a second data-plane emulator on the sandbox's CA, and ARM documents added at runtime).
+//! The [`Sandbox`] has clusters but no VM; this adds one through the emulators' public APIs (a
+//! second data-plane emulator on the sandbox's CA, and ARM documents added at runtime).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use bastion_arm::emulator::Sandbox;
-use bastion_arm::emulator::sandbox::{SPOKE_SUBSCRIPTION, TENANT};
-use bastion_core::emulator::{self, BastionFixture, Emulator, EmulatorConfig, TargetFixture};
+use crate::sandbox::{SPOKE_SUBSCRIPTION, Sandbox, TENANT};
+use crate::{BastionFixture, Emulator, EmulatorConfig, EmulatorError, TargetFixture};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-
-use crate::exit::{CliError, CliResult, Code};
 
 /// The VM's resource group.
 pub const VM_RESOURCE_GROUP: &str = "vm-rg";
@@ -55,13 +52,10 @@ pub struct SandboxVm {
 
 impl SandboxVm {
     /// Starts the VM's servers and Bastion, and adds both to the sandbox's ARM.
-    pub async fn add_to(sandbox: &Sandbox) -> CliResult<Self> {
-        let fail =
-            |e: String| CliError::new(Code::Other, format!("cannot start the sandbox VM: {e}"));
-        let (echo, echo_task) = emulator::spawn_echo_target()
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let (http, http_task) = spawn_http_server().await.map_err(|e| fail(e.to_string()))?;
+    pub async fn add_to(sandbox: &Sandbox) -> Result<Self, EmulatorError> {
+        let fail = |e: String| EmulatorError::Config(format!("cannot start the sandbox VM: {e}"));
+        let (echo, echo_task) = crate::spawn_echo_target().await?;
+        let (http, http_task) = spawn_http_server().await?;
         let fixture = BastionFixture::new("Standard", TENANT, VM_BASTION)
             .id(vm_bastion_id())
             .tunneling(true)
@@ -76,8 +70,7 @@ impl SandboxVm {
                 .with_target(TargetFixture::new(vm_id(), 22, echo))
                 .with_target(TargetFixture::new(vm_id(), 80, http)),
         )
-        .await
-        .map_err(|e| fail(e.to_string()))?;
+        .await?;
         let dns = bastion.endpoint_for(&fixture.dns_name);
         let vnet = format!(
             "/subscriptions/{SPOKE_SUBSCRIPTION}/resourceGroups/{VM_RESOURCE_GROUP}/providers/Microsoft.Network/virtualNetworks/vm-vnet"
@@ -123,7 +116,7 @@ impl SandboxVm {
             for doc in docs {
                 f.resource(doc).map_err(|e| fail(e.0.clone()))?;
             }
-            Ok::<(), CliError>(())
+            Ok::<(), EmulatorError>(())
         })?;
         Ok(Self {
             bastion,

@@ -20,19 +20,16 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use bastion_core::emulator::jwt::TestClaims;
-use bastion_core::emulator::{
-    BastionFixture, Emulator, EmulatorConfig, EmulatorError, TargetFixture, TestCa,
-};
+use crate::jwt::TestClaims;
+use crate::{BastionFixture, Emulator, EmulatorConfig, EmulatorError, TargetFixture, TestCa};
 use bastion_core::token::StaticTokenCredential;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::arm::{ArmEmulator, ArmEmulatorConfig};
-use super::fixtures::Fixtures;
-use super::kube::{KubeApiServer, KubeApiServerConfig};
-use crate::client::{ArmClient, ArmClientConfig};
-use crate::error::ArmError;
+use crate::arm::{ArmEmulator, ArmEmulatorConfig, Fixtures};
+use crate::kube::{KubeApiServer, KubeApiServerConfig};
+use bastion_arm::client::{ArmClient, ArmClientConfig};
+use bastion_arm::error::ArmError;
 
 /// The tenant of both subscriptions.
 pub const TENANT: &str = "33333333-3333-3333-3333-333333333333";
@@ -226,7 +223,7 @@ impl Sandbox {
     /// Starts the three emulators on loopback with the hub-spoke layout.
     pub async fn start() -> Result<Sandbox, EmulatorError> {
         let ca = TestCa::new()?;
-        let config = |e: super::fixtures::FixtureError| EmulatorError::Config(e.to_string());
+        let config = |e: crate::FixtureError| EmulatorError::Config(e.to_string());
 
         let kube = KubeApiServer::start(
             &ca,

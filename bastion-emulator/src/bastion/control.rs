@@ -17,8 +17,8 @@ use hyper::body::Incoming;
 
 use super::faults::Faults;
 use super::registry::{EventKind, RelayCommand};
-use super::respond::{self, Resp};
-use super::server::Shared;
+use super::state::Shared;
+use crate::respond::{self, Resp};
 
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
     let method = req.method().clone();

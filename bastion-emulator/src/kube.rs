@@ -5,12 +5,13 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bastion_core::emulator::{EmulatorError, TestCa};
+use crate::{EmulatorError, TestCa};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use super::server::{Handler, HandlerFuture, Req, TlsServer, json_response};
+use crate::respond::{self, Resp};
+use crate::server::{Handler, HandlerFuture, Req, TlsServer};
 
 /// The Kubernetes version the stand-in reports.
 pub const KUBERNETES_VERSION: &str = "v1.33.2";
@@ -110,8 +111,8 @@ impl Handler for KubeState {
     }
 }
 
-fn status(code: u16, reason: &str, message: &str) -> http::Response<Bytes> {
-    json_response(
+fn status(code: u16, reason: &str, message: &str) -> Resp {
+    respond::json(
         code,
         &json!({
             "kind": "Status", "apiVersion": "v1", "metadata": {},
@@ -341,7 +342,7 @@ fn resource(name: &str, kind: &str, namespaced: bool, short: &[&str]) -> Value {
 }
 
 impl KubeState {
-    fn serve(&self, req: &Req) -> http::Response<Bytes> {
+    fn serve(&self, req: &Req) -> Resp {
         let path = req.uri().path().trim_end_matches('/').to_owned();
         let query = req.uri().query().unwrap_or("");
         let user = req
@@ -393,11 +394,11 @@ impl KubeState {
     }
 }
 
-fn route(path: &str, as_table: bool, include: Include) -> http::Response<Bytes> {
+fn route(path: &str, as_table: bool, include: Include) -> Resp {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let body = match segs.as_slice() {
         ["healthz"] | ["livez"] | ["readyz"] => {
-            return super::server::bytes_response(200, "text/plain", Bytes::from_static(b"ok"));
+            return respond::with_body(200, "text/plain", Bytes::from_static(b"ok"));
         }
         ["version"] => json!({
             "major": "1", "minor": "33", "gitVersion": KUBERNETES_VERSION,
@@ -455,7 +456,7 @@ fn route(path: &str, as_table: bool, include: Include) -> http::Response<Bytes> 
             );
         }
     };
-    json_response(200, &body)
+    respond::json(200, &body)
 }
 
 #[cfg(test)]

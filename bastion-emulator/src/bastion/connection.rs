@@ -7,9 +7,9 @@ use hyper::body::Incoming;
 use serde_json::Value;
 
 use super::registry::EventKind;
-use super::respond::{self, Resp};
-use super::server::Shared;
+use super::state::Shared;
 use super::tokens::check_arm_token;
+use crate::respond::{self, Resp};
 
 pub(crate) async fn post(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
     shared.registry.count(|s| s.connection_lookups += 1);

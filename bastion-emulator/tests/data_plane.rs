@@ -1,4 +1,5 @@
-//! End-to-end tests over real TLS with a minimal client (hyper client + tungstenite).
+//! The Bastion data-plane emulator over real TLS, driven by a minimal client (hyper client +
+//! tungstenite), so that its behaviour is pinned independently of bastion-core.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 
-use super::*;
+use bastion_emulator::*;
 
 const T: Duration = Duration::from_secs(5);
 

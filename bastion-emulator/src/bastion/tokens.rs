@@ -12,10 +12,11 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::body::Incoming;
 
 use super::config::BastionFixture;
-use super::jwt::{self, TestClaims};
+use super::pages;
 use super::registry::{DeleteOutcome, EventKind, NewSession, RelayCommand};
-use super::respond::{self, Resp};
-use super::server::Shared;
+use super::state::Shared;
+use crate::jwt::{self, TestClaims};
+use crate::respond::{self, Resp};
 
 /// The most a "no response" DELETE hangs.
 const NO_RESPONSE_LIMIT: Duration = Duration::from_secs(60);
@@ -116,7 +117,7 @@ async fn post_inner(
         return (respond::html_error(502), None, "fault: HTML 502".into());
     }
     if let Some(f) = &faults.token_error {
-        return (respond::fault(f), None, "fault: token_error".into());
+        return (pages::fault_response(f), None, "fault: token_error".into());
     }
 
     let host = respond::host_of(&parts);

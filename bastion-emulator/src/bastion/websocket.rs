@@ -17,10 +17,11 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::faults::{NodeCheck, TargetFailure};
 use super::io::RawIo;
+use super::pages;
 use super::registry::{EventKind, WsTokenError};
 use super::relay;
-use super::respond::{self, Resp};
-use super::server::Shared;
+use super::state::Shared;
+use crate::respond::{self, Resp};
 
 /// How long connecting the target may take.
 const TARGET_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -150,7 +151,7 @@ async fn inner(
         }
     }
     if let Some(f) = &faults.ws_reject {
-        return (respond::fault(f), session, "fault: ws_reject".into());
+        return (pages::fault_response(f), session, "fault: ws_reject".into());
     }
 
     // Connect the target before answering, so a failure can be reported either way.

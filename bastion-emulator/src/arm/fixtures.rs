@@ -5,8 +5,8 @@
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::access::{self, Permission};
-use crate::resource_id::ResourceId;
+use bastion_arm::access::{self, Permission};
+use bastion_arm::resource_id::ResourceId;
 
 /// A user or service principal.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,9 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use crate::jwt::{self, TestClaims};
+use crate::{EmulatorError, TestCa};
 use base64::Engine as _;
-use bastion_core::emulator::jwt::{self, TestClaims};
-use bastion_core::emulator::{EmulatorError, TestCa};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -17,10 +17,11 @@ use url::Url;
 
 use super::faults::{self, Fault, FaultKind};
 use super::fixtures::{CredentialKind, Fixtures, kubeconfig_for};
-use super::server::{Handler, HandlerFuture, Req, Resp, TlsServer, json_response};
-use crate::client::{ArmClientConfig, RetryConfig};
-use crate::credential::Cloud;
-use crate::resource_id::{ResourceId, Scope};
+use crate::respond::{self, Resp};
+use crate::server::{Handler, HandlerFuture, Reply, Req, TlsServer};
+use bastion_arm::client::{ArmClientConfig, RetryConfig};
+use bastion_arm::credential::Cloud;
+use bastion_arm::resource_id::{ResourceId, Scope};
 
 /// The host name the emulator's endpoint uses by default (resolved to loopback by overrides).
 pub const DEFAULT_ARM_HOST: &str = "management.emulator.test";
@@ -459,25 +460,9 @@ fn write_refused(method: &str) -> Fail {
     )
 }
 
-/// Decodes `%XX` escapes (ids seldom have any).
+/// Decodes `%XX` escapes (ids seldom have any); an invalid escape is kept as written.
 fn percent_decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    respond::percent_decode(s).unwrap_or_else(|| s.to_owned())
 }
 
 const SKIP_PREFIX: &str = "emulator-page:";
@@ -593,19 +578,19 @@ impl ArmState {
         lock(&self.log).clear();
     }
 
-    fn error(&self, fail: Fail) -> http::Response<Bytes> {
+    fn error(&self, fail: Fail) -> Resp {
         let Fail(status, code, message) = fail;
         self.error_parts(status, code, &message)
     }
 
-    fn error_parts(&self, status: u16, code: &str, message: &str) -> http::Response<Bytes> {
+    fn error_parts(&self, status: u16, code: &str, message: &str) -> Resp {
         let inner = json!({ "code": code, "message": message });
         let body = if lock(&self.knobs).bare_errors {
             inner
         } else {
             json!({ "error": inner })
         };
-        let mut resp = json_response(status, &body);
+        let mut resp = respond::json(status, &body);
         if status == 401 {
             let challenge = format!(
                 "Bearer authorization_uri=\"https://login.microsoftonline.com/common\", error=\"invalid_token\", error_description=\"{code}\""
@@ -617,15 +602,15 @@ impl ArmState {
         resp
     }
 
-    fn control(&self, method: &str, path: &str) -> http::Response<Bytes> {
+    fn control(&self, method: &str, path: &str) -> Resp {
         match (method, path.trim_end_matches('/')) {
             ("GET", "/_emulator/requests") => {
                 let log = lock(&self.log).clone();
-                json_response(200, &serde_json::to_value(log).unwrap_or(Value::Null))
+                respond::json(200, &serde_json::to_value(log).unwrap_or(Value::Null))
             }
             ("POST", "/_emulator/reset") => {
                 self.reset();
-                json_response(200, &json!({ "reset": true }))
+                respond::json(200, &json!({ "reset": true }))
             }
             _ => self.error(Fail(
                 404,
@@ -635,7 +620,7 @@ impl ArmState {
         }
     }
 
-    async fn serve(&self, req: Req) -> Resp {
+    async fn serve(&self, req: Req) -> Reply {
         let path = req.uri().path().to_owned();
         let method = req.method().as_str().to_ascii_uppercase();
         if path.starts_with("/_emulator/") {
@@ -703,8 +688,7 @@ impl ArmState {
         response.map(|mut r| {
             let headers = r.headers_mut();
             for name in ["x-ms-request-id", "x-ms-correlation-request-id"] {
-                if let Ok(v) = http::HeaderValue::from_str(&azure_core::Uuid::new_v4().to_string())
-                {
+                if let Ok(v) = http::HeaderValue::from_str(&crate::ids::guid(&mut rand::rng())) {
                     headers.insert(name, v);
                 }
             }
@@ -712,7 +696,7 @@ impl ArmState {
         })
     }
 
-    fn fault_response(&self, kind: FaultKind) -> http::Response<Bytes> {
+    fn fault_response(&self, kind: FaultKind) -> Resp {
         match kind {
             FaultKind::Error {
                 status,
@@ -730,7 +714,7 @@ impl ArmState {
                 }
                 resp
             }
-            FaultKind::MalformedJson => super::server::bytes_response(
+            FaultKind::MalformedJson => respond::with_body(
                 200,
                 "application/json; charset=utf-8",
                 Bytes::from_static(b"{\"value\": [ {\"id\": \"/subscriptions/"),
@@ -741,14 +725,14 @@ impl ArmState {
         }
     }
 
-    fn route(&self, inc: &Incoming<'_>) -> http::Response<Bytes> {
+    fn route(&self, inc: &Incoming<'_>) -> Resp {
         match self.route_inner(inc) {
             Ok(resp) => resp,
             Err(fail) => self.error(fail),
         }
     }
 
-    fn route_inner(&self, inc: &Incoming<'_>) -> Result<http::Response<Bytes>, Fail> {
+    fn route_inner(&self, inc: &Incoming<'_>) -> Result<Resp, Fail> {
         if inc.method != "GET" && inc.method != "POST" {
             return Err(write_refused(inc.method));
         }
@@ -831,7 +815,7 @@ impl ArmState {
                 check_group(&fixtures, &id)?;
                 check_parent(&fixtures, &id)?;
                 match fixtures.find(&id) {
-                    Some(doc) => Ok(json_response(200, doc)),
+                    Some(doc) => Ok(respond::json(200, doc)),
                     None => Err(not_found(&id)),
                 }
             }
@@ -882,7 +866,7 @@ impl ArmState {
                     CredentialKind::User => "clusterUser",
                     CredentialKind::Admin => "clusterAdmin",
                 };
-                Ok(json_response(
+                Ok(respond::json(
                     200,
                     &json!({ "kubeconfigs": [{
                         "name": name,
@@ -909,12 +893,7 @@ impl ArmState {
         }
     }
 
-    fn page(
-        &self,
-        items: Vec<Value>,
-        inc: &Incoming<'_>,
-        api_version: &str,
-    ) -> Result<http::Response<Bytes>, Fail> {
+    fn page(&self, items: Vec<Value>, inc: &Incoming<'_>, api_version: &str) -> Result<Resp, Fail> {
         let size = lock(&self.knobs).page_size;
         let skip = match inc.param("$skiptoken") {
             Some(t) => decode_skip(t).ok_or_else(|| {
@@ -933,7 +912,7 @@ impl ArmState {
                 .append_pair("$skiptoken", &encode_skip(end));
             body["nextLink"] = Value::String(next.to_string());
         }
-        Ok(json_response(200, &body))
+        Ok(respond::json(200, &body))
     }
 }
 

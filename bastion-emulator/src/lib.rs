@@ -1,0 +1,63 @@
+//! # bastion-emulator
+//!
+//! Offline stand-ins for everything a Bastion tunnel talks to, each a real HTTPS server on
+//! loopback with certificates from one test CA:
+//!
+//! - [`Emulator`]: the Bastion data plane (token exchange, WebSocket tunnel to local TCP
+//!   targets, session DELETE, the Developer SKU's data-pod lookup), with an observable session
+//!   registry and runtime fault knobs ([`Faults`]).
+//! - [`ArmEmulator`]: Azure Resource Manager serving [`Fixtures`] with authentication,
+//!   role-based authorization, paging and [`Fault`] injection.
+//! - [`KubeApiServer`]: enough of a Kubernetes API server for `kubectl get pods`.
+//! - [`Sandbox`]: all three wired into a hub-spoke layout, plus a VM ([`SandboxVm`]).
+//! - [`TestCa`] and [`TestClaims`]: the CA behind every certificate, and ARM access tokens.
+//!
+//! The `bastion emulate` and `bastion demo` commands run on this crate, and the libraries'
+//! tests use it as a dev-dependency.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use bastion_emulator::*;
+//! let (echo, _task) = spawn_echo_target().await?;
+//! let bastion = BastionFixture::standard(TEST_TENANT);
+//! let dns = bastion.dns_name.clone();
+//! let emu = Emulator::start(
+//!     EmulatorConfig::single(bastion).with_target(TargetFixture::vm("vm1", 22, echo)),
+//! )
+//! .await?;
+//! // Point the client at emu.endpoint_for(&dns), resolve names with emu.resolve_overrides(),
+//! // trust emu.ca_pem(), and use TestClaims::new(TEST_TENANT, "oid").mint() as the ARM token.
+//! # let _ = dns; emu.assert_no_orphans();
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod arm;
+mod bastion;
+mod ca;
+mod error;
+mod ids;
+pub mod jwt;
+mod kube;
+mod respond;
+pub mod sandbox;
+pub mod sandbox_vm;
+mod server;
+
+pub use arm::{
+    ArmEmulator, ArmEmulatorConfig, ClusterAccess, CredentialKind, DEFAULT_ARM_HOST, Fault,
+    FaultKind, FixtureError, Fixtures, Principal, RequestRecord, RoleAssignment, Subscription,
+    kubeconfig_for,
+};
+pub use bastion::{
+    BastionFixture, CloseAfter, DEFAULT_DATA_POD_HOST, Emulator, EmulatorConfig, Event, EventKind,
+    Faults, HttpFault, NodeCheck, RateLimit, Scope, SessionRecord, SessionState, StalledTarget,
+    Stats, TEST_SUBSCRIPTION, TEST_TENANT, TargetFailure, TargetFixture, Trigger,
+    spawn_echo_target, spawn_stalled_target, vm_resource_id,
+};
+pub use ca::TestCa;
+pub use error::EmulatorError;
+pub use jwt::{TestClaims, is_arm_audience};
+pub use kube::{KUBERNETES_VERSION, KubeApiServer, KubeApiServerConfig, KubeRequest};
+pub use sandbox::Sandbox;
+pub use sandbox_vm::SandboxVm;
