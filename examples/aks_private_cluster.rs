@@ -75,7 +75,7 @@ async fn main() -> Result<(), Error> {
         }
         _ => return Err("usage: aks_private_cluster [SUBSCRIPTION RESOURCE_GROUP CLUSTER]".into()),
     };
-    let https = bastion_core::http::HttpsConfig {
+    let https = bastion_core::HttpsConfig {
         extra_root_ca_pem: arm_config.extra_root_ca_pem.clone(),
         resolve: arm_config.resolve.clone(),
         ..Default::default()

@@ -16,7 +16,7 @@ use azure_core::http::{
     ClientOptions, Context, HttpClient, Method, Pipeline, PipelineSendOptions, RawResponse,
     Request, RetryOptions, StatusCode, Transport,
 };
-use bastion_core::http::HttpsConfig;
+use bastion_core::HttpsConfig;
 use bytes::Bytes;
 use rand::RngExt as _;
 use serde::Deserialize;
@@ -140,8 +140,8 @@ impl ArmClientConfig {
             connect_timeout: self.connect_timeout,
             request_timeout: self.request_timeout,
             // The pipeline retries; the transport sends each attempt once.
-            max_retries: 0,
-            user_agent: self.user_agent.clone(),
+            retry: bastion_core::RetryPolicy::none(),
+            application: Some(self.user_agent.clone()),
             ..HttpsConfig::default()
         }
     }
@@ -773,7 +773,7 @@ mod tests {
 
     fn client(endpoint: &str) -> ArmClient {
         let cloud = Cloud::custom(Url::parse(endpoint).unwrap());
-        let cred = Arc::new(bastion_core::token::StaticTokenCredential::from_jwt("t"));
+        let cred = Arc::new(bastion_core::StaticTokenCredential::from_jwt("t"));
         ArmClient::new(ArmClientConfig::for_cloud(cloud), cred).unwrap()
     }
 
@@ -853,7 +853,7 @@ mod tests {
     #[test]
     fn plain_http_endpoints_are_refused() {
         let cloud = Cloud::custom(Url::parse("http://arm.test/").unwrap());
-        let cred = Arc::new(bastion_core::token::StaticTokenCredential::from_jwt("t"));
+        let cred = Arc::new(bastion_core::StaticTokenCredential::from_jwt("t"));
         let err = ArmClient::new(ArmClientConfig::for_cloud(cloud), cred).unwrap_err();
         assert!(err.to_string().contains("https"), "{err}");
     }

@@ -15,7 +15,7 @@ use azure_identity::{
     ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
     WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
-use bastion_core::token::StaticTokenCredential;
+use bastion_core::StaticTokenCredential;
 use url::Url;
 
 use crate::error::ArmError;

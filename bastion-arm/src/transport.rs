@@ -7,7 +7,7 @@
 use azure_core::error::ErrorKind;
 use azure_core::http::headers::{HeaderName, HeaderValue, Headers};
 use azure_core::http::{AsyncRawResponse, Body, HttpClient, Request, StatusCode};
-use bastion_core::http::{HttpsClient, HttpsConfig};
+use bastion_core::{HttpsClient, HttpsConfig};
 use bytes::Bytes;
 
 use crate::error::ArmError;

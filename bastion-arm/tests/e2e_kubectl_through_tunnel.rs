@@ -151,7 +151,7 @@ async fn http_get_pods_through_tunnel(
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let client = bastion_core::http::HttpsClient::new(bastion_core::http::HttpsConfig {
+    let client = bastion_core::HttpsClient::new(bastion_core::HttpsConfig {
         extra_root_ca_pem: Some(sandbox.ca_pem().into_bytes()),
         resolve: vec![(PRIVATE_FQDN.to_owned(), "127.0.0.1".parse().unwrap())],
         ..Default::default()

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use bastion_core::http::{HttpsClient, HttpsConfig};
+use bastion_core::{HttpsClient, HttpsConfig};
 use bastion_emulator::TestCa;
 use bastion_emulator::{KubeApiServer, KubeApiServerConfig};
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //! stand-in, and the restricted user cannot read the Bastion.
 
 use bastion_arm::resource_id::ResourceId;
-use bastion_core::http::{HttpsClient, HttpsConfig};
+use bastion_core::{HttpsClient, HttpsConfig};
 use bastion_emulator::Sandbox;
 use bastion_emulator::sandbox::*;
 

@@ -8,7 +8,7 @@ use azure_core::credentials::TokenCredential;
 use bastion_arm::client::{ArmClient, ArmClientConfig};
 use bastion_arm::credential::{Cloud, CredentialKind, build_credential};
 use bastion_arm::transport::HyperTransport;
-use bastion_core::http::HttpsConfig;
+use bastion_core::HttpsConfig;
 use url::Url;
 
 use crate::cli::{AuthMethod, GlobalOpts};
@@ -216,7 +216,7 @@ fn parse_resolve(s: &str) -> CliResult<(String, IpAddr)> {
     let ip = ip.trim().trim_start_matches('[').trim_end_matches(']');
     let ip: IpAddr = ip.parse().map_err(|_| bad())?;
     let host = host.trim().to_ascii_lowercase();
-    if host.is_empty() || !bastion_core::protocol::is_dns_name(&host) {
+    if host.is_empty() || !bastion_core::is_dns_name(&host) {
         return Err(bad());
     }
     Ok((host, ip))

@@ -189,7 +189,9 @@ impl From<bastion_core::Error> for CliError {
     fn from(e: bastion_core::Error) -> Self {
         use bastion_core::Error as E;
         let code = match &e {
-            E::Protocol(_) | E::Config(_) => Code::Usage,
+            E::Protocol(_) | E::Config(_) | E::PortNotAllowed { .. } | E::LocalPortInUse { .. } => {
+                Code::Usage
+            }
             E::Credential(_) => Code::Auth,
             _ if e.is_auth() => Code::Auth,
             _ => Code::Tunnel,
@@ -203,6 +205,10 @@ impl From<bastion_core::Error> for CliError {
             _ if e.status() == Some(403) => err.hint(
                 "you need Reader on the target, its NIC and the Bastion (and the target VNet when peered); run `bastion check tunnel` for details",
             ),
+            E::PortNotAllowed { .. } => {
+                err.hint("pass --allow-any-port to try another port anyway")
+            }
+            E::LocalPortInUse { .. } => err.hint("choose another --port, or 0 for a free one"),
             E::Connect { .. } | E::Timeout { .. } => err.hint(
                 "check that the Bastion endpoint is reachable from this machine (DNS, proxy, firewall), or pass --ca-file for a TLS-inspecting proxy",
             ),

@@ -128,6 +128,29 @@ pub enum Error {
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
 
+    /// The Developer SKU or IP connect allows only ports 22 and 3389 unless any port is allowed
+    /// ([`crate::TunnelConfig::allow_any_port`]).
+    #[error(
+        "{by} allows only ports 22 and 3389 by default, not {port}; a Standard or Premium Bastion with native client support accepts any port"
+    )]
+    PortNotAllowed {
+        /// The port asked for.
+        port: u16,
+        /// What restricts it: the Developer SKU, or IP connect.
+        by: &'static str,
+    },
+
+    /// A local address to listen on is taken by another process.
+    #[error(
+        "local port {port} is already in use on {ip}: choose another port, or 0 for a free one"
+    )]
+    LocalPortInUse {
+        /// The address.
+        ip: std::net::IpAddr,
+        /// The port.
+        port: u16,
+    },
+
     /// The tunnel is shutting down; no new connections are made.
     #[error("the tunnel is shutting down")]
     ShuttingDown,

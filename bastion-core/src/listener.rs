@@ -72,11 +72,10 @@ impl From<TcpListener> for LocalListener {
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| match e.kind() {
-        io::ErrorKind::AddrInUse => Error::Config(format!(
-            "local port {} is already in use on {}: choose another --port, or 0 for a free one",
-            addr.port(),
-            addr.ip()
-        )),
+        io::ErrorKind::AddrInUse => Error::LocalPortInUse {
+            ip: addr.ip(),
+            port: addr.port(),
+        },
         io::ErrorKind::PermissionDenied => Error::Config(format!(
             "not allowed to listen on {addr}: ports below 1024 need privileges; choose a port from 1024 to 65535"
         )),

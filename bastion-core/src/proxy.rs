@@ -3,9 +3,7 @@
 //! exempt the host, as the reference client does. Hosts given an explicit address override
 //! (`--resolve`) always connect directly.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -18,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower_service::Service;
 
-use crate::http::OverrideResolver;
+use crate::resolve::{OverrideResolver, Overrides};
 
 /// Where HTTPS connections go.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,14 +58,14 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) struct ProxyConnector {
     direct: HttpConnector<OverrideResolver>,
     matcher: Option<Arc<Matcher>>,
-    overridden: Arc<HashMap<String, IpAddr>>,
+    overridden: Overrides,
 }
 
 impl ProxyConnector {
     pub(crate) fn new(
         direct: HttpConnector<OverrideResolver>,
         setting: &ProxySetting,
-        overridden: Arc<HashMap<String, IpAddr>>,
+        overridden: Overrides,
     ) -> Self {
         Self {
             direct,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio_util::task::TaskTracker;
 
-use crate::http::HttpsClient;
+use crate::api::BastionApi;
 use crate::protocol::Endpoint;
 use crate::{Error, Result, Secret};
 
@@ -30,18 +30,18 @@ struct LiveSession {
 pub(crate) struct Registry {
     live: Mutex<HashMap<u64, LiveSession>>,
     next_id: AtomicU64,
-    http: HttpsClient,
+    api: Arc<dyn BastionApi>,
     delete_timeout: Duration,
     tracker: TaskTracker,
     deleted: AtomicU64,
 }
 
 impl Registry {
-    pub(crate) fn new(http: HttpsClient, delete_timeout: Duration) -> Arc<Self> {
+    pub(crate) fn new(api: Arc<dyn BastionApi>, delete_timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
             live: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
-            http,
+            api,
             delete_timeout,
             tracker: TaskTracker::new(),
             deleted: AtomicU64::new(0),
@@ -95,7 +95,7 @@ impl Registry {
         };
         let outcome = tokio::time::timeout(
             self.delete_timeout,
-            self.http
+            self.api
                 .delete_token(&live.endpoint, &live.auth_token, &live.node_id),
         )
         .await
@@ -170,7 +170,7 @@ impl Registry {
 }
 
 /// One live Bastion session. Deleted by [`Session::delete`], or in the background when dropped.
-pub struct Session {
+pub(crate) struct Session {
     id: u64,
     node_id: String,
     registry: Arc<Registry>,
@@ -188,17 +188,12 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     /// The node holding this session.
-    pub fn node_id(&self) -> &str {
+    pub(crate) fn node_id(&self) -> &str {
         &self.node_id
     }
 
-    /// A process-local number identifying the session in logs.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
     /// Deletes the session now (a 404 counts as already gone).
-    pub async fn delete(mut self) -> Result<()> {
+    pub(crate) async fn delete(mut self) -> Result<()> {
         // From here on the registry owns the cleanup: a failed or cancelled DELETE leaves the
         // session registered, and shutdown retries it.
         self.done = true;

@@ -24,13 +24,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::http::{HttpsClient, HttpsConfig};
+use crate::api::{BastionApi, HttpsBastion, Transport};
 use crate::listener::LocalListener;
 use crate::protocol::{self, ARM_SCOPE, Endpoint, EndpointKind, Target};
 use crate::session::{Registry, Session};
 use crate::stream::{CloseInfo, StreamConfig, TunnelStream};
 use crate::token::TokenSource;
-use crate::websocket::{self, WsOptions, WsTransport};
+use crate::transport::{HttpsClient, HttpsConfig};
+use crate::websocket::WsOptions;
 use crate::{Error, Result, Secret};
 
 /// Ports a Developer SKU Bastion or an IP-connect target allows unless the user opts in.
@@ -69,7 +70,8 @@ pub struct TunnelConfig {
     pub shutdown_timeout: Duration,
     /// Limit for one DELETE.
     pub delete_timeout: Duration,
-    /// Allow ports other than 22/3389 for the Developer SKU and IP connect.
+    /// Allow ports other than 22/3389 for the Developer SKU and IP connect (the service may
+    /// still refuse them).
     pub allow_any_port: bool,
 }
 
@@ -100,9 +102,10 @@ impl TunnelConfig {
         let port = self.target.port();
         let restricted = !self.allow_any_port && !DEFAULT_RESTRICTED_PORTS.contains(&port);
         if self.target.ip().is_some() && restricted {
-            return Err(Error::Config(format!(
-                "IP connect allows only ports 22 and 3389 by default, not {port}; pass --allow-any-port to try another port"
-            )));
+            return Err(Error::PortNotAllowed {
+                port,
+                by: "IP connect",
+            });
         }
         if self.kind == EndpointKind::Developer {
             if self.bastion_resource_id.is_none() {
@@ -116,9 +119,10 @@ impl TunnelConfig {
                 ));
             }
             if restricted {
-                return Err(Error::Config(format!(
-                    "the Developer SKU allows only ports 22 and 3389, not {port}; use a Standard or Premium Bastion, or pass --allow-any-port to try anyway"
-                )));
+                return Err(Error::PortNotAllowed {
+                    port,
+                    by: "the Developer SKU",
+                });
             }
         }
         if self.max_concurrent == Some(0) {
@@ -189,7 +193,7 @@ pub struct Tunnel {
 
 struct Inner {
     config: TunnelConfig,
-    http: HttpsClient,
+    api: Arc<dyn BastionApi>,
     tokens: TokenSource,
     registry: Arc<Registry>,
     data_pod: tokio::sync::Mutex<Option<Endpoint>>,
@@ -221,6 +225,16 @@ impl Tunnel {
     pub fn with_token_source(config: TunnelConfig, tokens: TokenSource) -> Result<Self> {
         config.validate()?;
         let http = HttpsClient::new(config.http.clone())?;
+        Self::with_api(config, tokens, Arc::new(HttpsBastion::new(http)))
+    }
+
+    /// A tunnel over any implementation of the Bastion API (the unit tests' fake).
+    pub(crate) fn with_api(
+        config: TunnelConfig,
+        tokens: TokenSource,
+        api: Arc<dyn BastionApi>,
+    ) -> Result<Self> {
+        config.validate()?;
         let max = match (config.max_concurrent, config.kind) {
             (Some(n), _) => Some(n),
             (None, EndpointKind::Developer) => Some(1),
@@ -229,8 +243,8 @@ impl Tunnel {
         let (events, _) = broadcast::channel(1024);
         Ok(Self {
             inner: Arc::new(Inner {
-                registry: Registry::new(http.clone(), config.delete_timeout),
-                http,
+                registry: Registry::new(Arc::clone(&api), config.delete_timeout),
+                api,
                 tokens,
                 data_pod: tokio::sync::Mutex::new(None),
                 data_pod_failures: AtomicU32::new(0),
@@ -322,17 +336,21 @@ impl Tunnel {
         &self,
         endpoint: &Endpoint,
         aztoken: &Secret,
-    ) -> Result<(TunnelStream<WsTransport>, Session)> {
+    ) -> Result<(TunnelStream<Transport>, Session)> {
         let inner = &self.inner;
         let form = protocol::token_request_body(&inner.config.target, aztoken);
-        let minted = inner.http.post_token(endpoint, &form).await?;
+        let minted = inner.api.post_token(endpoint, &form).await?;
         let session = inner.registry.register(
             endpoint.clone(),
             minted.auth_token.clone(),
             minted.node_id.clone(),
         );
         let url = protocol::websocket_url(endpoint, inner.config.kind, &minted);
-        match websocket::connect(&inner.http, endpoint, &url, &inner.config.websocket).await {
+        match inner
+            .api
+            .open_websocket(endpoint, &url, &inner.config.websocket)
+            .await
+        {
             Ok(ws) => {
                 let mut config = inner.config.stream.clone();
                 // tokio-tungstenite answers pings itself.
@@ -360,7 +378,7 @@ impl Tunnel {
             .unwrap_or_default();
         let body = protocol::connection_request_body(&inner.config.target, bastion_id, aztoken);
         let pod = inner
-            .http
+            .api
             .post_connection(&inner.config.endpoint, &body)
             .await?;
         tracing::debug!(data_pod = %pod, "Developer Bastion data pod");
@@ -557,7 +575,7 @@ impl Tunnel {
 /// One tunnelled connection as an in-process byte stream. Its session is deleted by
 /// [`TunnelConnection::close`], or in the background when it is dropped.
 pub struct TunnelConnection {
-    stream: TunnelStream<WsTransport>,
+    stream: TunnelStream<Transport>,
     session: Option<Session>,
     _permit: Option<OwnedSemaphorePermit>,
     drain_timeout: Duration,
@@ -581,11 +599,6 @@ impl TunnelConnection {
     /// The Close frame the Bastion sent, if any.
     pub fn peer_close(&self) -> Option<&CloseInfo> {
         self.stream.peer_close()
-    }
-
-    /// The underlying [`TunnelStream`].
-    pub fn stream(&self) -> &TunnelStream<WsTransport> {
-        &self.stream
     }
 
     /// Closes cleanly: Close frame, drain the Bastion's last bytes (bounded), DELETE the session.

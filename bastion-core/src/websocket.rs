@@ -23,12 +23,12 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use url::Url;
 
 use crate::error::Operation;
-use crate::http::HttpsClient;
 use crate::protocol::Endpoint;
+use crate::transport::{HttpsClient, http_error};
 use crate::{Error, Result};
 
-/// The WebSocket transport a [`crate::stream::TunnelStream`] runs over in production.
-pub type WsTransport = WebSocketStream<InBandHttpDetector<TokioIo<Upgraded>>>;
+/// The WebSocket transport a tunnel runs over in production.
+pub(crate) type WsTransport = WebSocketStream<InBandHttpDetector<TokioIo<Upgraded>>>;
 
 /// Settings of the handshake and the frame codec.
 #[derive(Debug, Clone)]
@@ -52,7 +52,7 @@ impl Default for WsOptions {
 }
 
 /// Opens the WebSocket at `url` (which carries the one-time token: never log it).
-pub async fn connect(
+pub(crate) async fn connect(
     client: &HttpsClient,
     endpoint: &Endpoint,
     url: &Url,
@@ -93,7 +93,7 @@ async fn handshake(
         .map_err(|e| Error::Config(format!("cannot build the WebSocket request: {e}")))?;
     let (resp, upgraded) = client.upgrade(req).await?;
     let Some(upgraded) = upgraded else {
-        return Err(crate::http::http_error(Operation::WebSocketUpgrade, &resp));
+        return Err(http_error(Operation::WebSocketUpgrade, &resp));
     };
     let headers = resp.headers();
     let has_upgrade = headers

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use bastion_core::http::ProxySetting;
+use bastion_core::ProxySetting;
 use bastion_core::{Endpoint, Tunnel};
 use common::*;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

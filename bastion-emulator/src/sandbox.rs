@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use crate::jwt::TestClaims;
 use crate::{BastionFixture, Emulator, EmulatorConfig, EmulatorError, TargetFixture, TestCa};
-use bastion_core::token::StaticTokenCredential;
+use bastion_core::StaticTokenCredential;
 use serde_json::{Value, json};
 use url::Url;
 

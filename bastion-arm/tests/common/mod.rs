@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bastion_arm::client::{ArmClient, ArmClientConfig};
 use bastion_arm::resource_id::ResourceId;
-use bastion_core::token::StaticTokenCredential;
+use bastion_core::StaticTokenCredential;
 use bastion_emulator::TestCa;
 use bastion_emulator::jwt::TestClaims;
 use bastion_emulator::{ArmEmulator, ArmEmulatorConfig, Fixtures};
@@ -116,11 +116,11 @@ pub async fn raw(
     path_and_query: &str,
     token: Option<&str>,
 ) -> (u16, Value) {
-    use bastion_core::http::{HttpsClient, HttpsConfig};
+    use bastion_core::{HttpsClient, HttpsConfig};
     let client = HttpsClient::new(HttpsConfig {
         extra_root_ca_pem: Some(emu.ca_pem().as_bytes().to_vec()),
         resolve: emu.resolve(),
-        max_retries: 0,
+        retry: bastion_core::RetryPolicy::none(),
         ..HttpsConfig::default()
     })
     .unwrap();

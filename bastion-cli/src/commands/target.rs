@@ -231,6 +231,6 @@ pub fn check_config(config: &TunnelConfig) -> CliResult<()> {
     })
 }
 
-fn usage(e: bastion_core::protocol::ProtocolError) -> CliError {
+fn usage(e: bastion_core::ProtocolError) -> CliError {
     CliError::usage(e.to_string())
 }

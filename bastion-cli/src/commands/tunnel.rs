@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use bastion_core::token::TokenSource;
+use bastion_core::TokenSource;
 use bastion_core::{ConnectionEvent, LocalListener, Tunnel, TunnelConfig};
 use serde_json::json;
 use tokio::sync::broadcast;

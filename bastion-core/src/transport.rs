@@ -1,31 +1,27 @@
-//! HTTPS to the Bastion endpoint (and, through `bastion-arm`, to ARM): one keep-alive pool over
-//! hyper + rustls, TCP_NODELAY and keepalive on every socket, connect and request timeouts,
-//! bounded retries for 429/502/503/504 that honour `Retry-After`, and host-to-address overrides
-//! (like curl `--resolve`) so a real-looking name can point at a local emulator.
+//! The HTTPS transport: one keep-alive pool over hyper + rustls, TCP_NODELAY and keepalive on
+//! every socket, connect and request timeouts, an HTTPS proxy when the environment names one,
+//! host-to-address overrides, and bounded retries for 429/502/503/504 that honour
+//! `Retry-After`. It knows nothing of the Bastion API (see `api.rs`); bastion-arm sends its ARM
+//! requests through it too.
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
-use rand::RngExt;
 
 use crate::error::Operation;
-use crate::protocol::{self, Endpoint, TokenResponse};
-use crate::proxy::ProxyConnector;
-pub use crate::proxy::ProxySetting;
-use crate::{Error, Result, Secret};
+use crate::protocol;
+use crate::proxy::{ProxyConnector, ProxySetting};
+use crate::resolve::{self, OverrideResolver};
+use crate::retry::RetryPolicy;
+use crate::{Error, Result};
 
 /// The largest response body read into memory.
 const MAX_BODY: usize = 4 << 20;
@@ -41,16 +37,27 @@ pub struct HttpsConfig {
     pub connect_timeout: Duration,
     /// Whole-request limit (send, status, body).
     pub request_timeout: Duration,
-    /// How many times a 429/502/503/504 or a failed connection is retried.
-    pub max_retries: u32,
-    /// The longest `Retry-After` honoured; longer waits are cut to this.
-    pub max_retry_after: Duration,
-    /// The `User-Agent` header.
-    pub user_agent: String,
+    /// When [`HttpsClient::send_with_retries`] retries (failures to connect, and the statuses
+    /// the policy names).
+    pub retry: RetryPolicy,
+    /// The application using the library, appended to the `User-Agent` after
+    /// `bastion-core/{version}` (for example `my-tool/1.2`).
+    pub application: Option<String>,
     /// TCP keepalive idle time on every socket.
     pub tcp_keepalive: Option<Duration>,
     /// Whether to go through an HTTPS proxy (default: as `HTTPS_PROXY`/`NO_PROXY` say).
     pub proxy: ProxySetting,
+}
+
+impl HttpsConfig {
+    /// The `User-Agent` header: `bastion-core/{version}`, then the application when set.
+    pub fn user_agent(&self) -> String {
+        let library = concat!("bastion-core/", env!("CARGO_PKG_VERSION"));
+        match self.application.as_deref().map(str::trim) {
+            Some(app) if !app.is_empty() => format!("{library} {app}"),
+            _ => library.to_owned(),
+        }
+    }
 }
 
 impl Default for HttpsConfig {
@@ -60,9 +67,8 @@ impl Default for HttpsConfig {
             resolve: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
-            max_retries: 2,
-            max_retry_after: Duration::from_secs(30),
-            user_agent: format!("bastion-cli/{}", env!("CARGO_PKG_VERSION")),
+            retry: RetryPolicy::default(),
+            application: None,
             tcp_keepalive: Some(Duration::from_secs(30)),
             proxy: ProxySetting::FromEnv,
         }
@@ -76,6 +82,7 @@ type Connector = HttpsConnector<ProxyConnector>;
 pub struct HttpsClient {
     inner: Client<Connector, Full<Bytes>>,
     config: Arc<HttpsConfig>,
+    user_agent: Option<HeaderValue>,
 }
 
 impl std::fmt::Debug for HttpsClient {
@@ -90,17 +97,9 @@ impl HttpsClient {
     /// Builds a client. Fails only on an unusable CA bundle.
     pub fn new(config: HttpsConfig) -> Result<Self> {
         let tls = crate::tls::client_config(config.extra_root_ca_pem.as_deref())?;
-        let overrides: Arc<HashMap<String, IpAddr>> = Arc::new(
-            config
-                .resolve
-                .iter()
-                .map(|(h, ip)| (h.to_ascii_lowercase(), *ip))
-                .collect(),
-        );
-        let resolver = OverrideResolver {
-            overrides: Arc::clone(&overrides),
-        };
-        let mut http = HttpConnector::new_with_resolver(resolver);
+        let overrides = resolve::overrides(&config.resolve);
+        let mut http =
+            HttpConnector::new_with_resolver(OverrideResolver::new(Arc::clone(&overrides)));
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
@@ -118,6 +117,7 @@ impl HttpsClient {
             .build(https);
         Ok(Self {
             inner,
+            user_agent: HeaderValue::from_str(&config.user_agent()).ok(),
             config: Arc::new(config),
         })
     }
@@ -162,24 +162,25 @@ impl HttpsClient {
             })?
     }
 
-    /// Sends a request, retrying 429/502/503/504 and failures to connect (never a request that
-    /// may have reached the server) up to `max_retries` times, with a jittered backoff or the
-    /// server's `Retry-After`.
+    /// Sends a request, retrying the statuses the [`RetryPolicy`] names and failures to connect
+    /// (never a request that may have reached the server otherwise), with the policy's backoff
+    /// or the server's `Retry-After`.
     pub async fn send_with_retries(&self, req: Request<Bytes>) -> Result<Response<Bytes>> {
+        let policy = &self.config.retry;
+        let started = tokio::time::Instant::now();
         let mut attempt = 0;
         loop {
             let result = self.send(clone_request(&req)).await;
-            let wait = match &result {
-                Ok(resp) if is_retryable_status(resp.status()) => retry_after(resp)
-                    .map(|d| d.min(self.config.max_retry_after))
-                    .unwrap_or_else(jitter),
-                Err(Error::Connect { .. }) => jitter(),
+            let retry_after = match &result {
+                Ok(resp) if policy.retries_status(resp.status().as_u16()) => retry_after(resp),
+                Err(Error::Connect { .. }) => None,
                 _ => return result,
             };
-            if attempt >= self.config.max_retries {
+            attempt += 1;
+            if !policy.allows(attempt, started.elapsed()) {
                 return result;
             }
-            attempt += 1;
+            let wait = policy.delay(attempt, retry_after);
             tracing::debug!(
                 attempt,
                 wait_ms = wait.as_millis() as u64,
@@ -190,7 +191,7 @@ impl HttpsClient {
     }
 
     /// Sends a request whose response is expected to be a `101` upgrade, returning the response
-    /// head and the upgraded connection. Used by [`crate::websocket`].
+    /// head and the upgraded connection (the WebSocket handshake in `websocket.rs`).
     pub(crate) async fn upgrade(
         &self,
         req: Request<Bytes>,
@@ -237,75 +238,11 @@ impl HttpsClient {
         }
         let (mut parts, body) = req.into_parts();
         if !parts.headers.contains_key(header::USER_AGENT)
-            && let Ok(v) = HeaderValue::from_str(&self.config.user_agent)
+            && let Some(v) = &self.user_agent
         {
-            parts.headers.insert(header::USER_AGENT, v);
+            parts.headers.insert(header::USER_AGENT, v.clone());
         }
         Ok(Request::from_parts(parts, Full::new(body)))
-    }
-
-    /// `POST /api/tokens`: exchanges the ARM token for a Bastion session. Success is status 200
-    /// exactly; anything else is an [`Error::Http`] carrying the service's message.
-    pub async fn post_token(&self, endpoint: &Endpoint, form: &Secret) -> Result<TokenResponse> {
-        let req = post_request(
-            endpoint,
-            protocol::TOKENS_PATH,
-            "application/x-www-form-urlencoded",
-            form,
-        )?;
-        let resp = self.send_with_retries(req).await?;
-        if resp.status() != StatusCode::OK {
-            return Err(http_error(Operation::TokenExchange, &resp));
-        }
-        match protocol::parse_token_response(resp.body()) {
-            Ok(session) => Ok(session),
-            Err(e) => {
-                // A session was minted even though the reply is unusable: do not leak it.
-                if let Some((auth_token, node_id)) = protocol::minted_session(resp.body()) {
-                    let _ = self.delete_token(endpoint, &auth_token, &node_id).await;
-                }
-                Err(e.into())
-            }
-        }
-    }
-
-    /// `DELETE /api/tokens/{authToken}` with `X-Node-Id`. Returns `true` when deleted and `false`
-    /// when the service says it was already gone (404).
-    pub async fn delete_token(
-        &self,
-        endpoint: &Endpoint,
-        auth_token: &Secret,
-        node_id: &str,
-    ) -> Result<bool> {
-        let path = protocol::delete_path(auth_token);
-        let req = Request::builder()
-            .method(Method::DELETE)
-            .uri(format!("https://{}{}", endpoint.authority(), path.expose()))
-            .header(protocol::NODE_ID_HEADER, node_id)
-            .header(header::CONTENT_LENGTH, "0")
-            .body(Bytes::new())
-            .map_err(|e| Error::Config(format!("cannot build the delete request: {e}")))?;
-        let resp = self.send(req).await?;
-        match resp.status().as_u16() {
-            200 | 204 => Ok(true),
-            404 => Ok(false),
-            _ => Err(http_error(Operation::DeleteSession, &resp)),
-        }
-    }
-
-    /// The Developer SKU data-pod lookup, `POST /api/connection`.
-    pub async fn post_connection(&self, endpoint: &Endpoint, body: &Secret) -> Result<Endpoint> {
-        let req = post_request(
-            endpoint,
-            protocol::CONNECTION_PATH,
-            "application/json",
-            body,
-        )?;
-        let resp = self.send_with_retries(req).await?;
-        if !resp.status().is_success() {
-            return Err(http_error(Operation::DataPodLookup, &resp));
-        }
-        Ok(protocol::parse_connection_reply(resp.body())?)
     }
 }
 
@@ -320,34 +257,14 @@ fn is_local_identity_host(host: &str) -> bool {
     }
 }
 
-/// A POST of `body` to `path` on the endpoint.
-fn post_request(
-    endpoint: &Endpoint,
-    path: &str,
-    content_type: &str,
-    body: &Secret,
-) -> Result<Request<Bytes>> {
-    Request::builder()
-        .method(Method::POST)
-        .uri(format!("https://{}{path}", endpoint.authority()))
-        .header(header::ACCEPT, "*/*")
-        .header(header::CONTENT_TYPE, content_type)
-        .body(Bytes::copy_from_slice(body.expose().as_bytes()))
-        .map_err(|e| Error::Config(format!("cannot build the request to {path}: {e}")))
-}
-
 /// An [`Error::Http`] from a non-success response: status, reason and the service's message.
-pub fn http_error(operation: Operation, resp: &Response<Bytes>) -> Error {
+pub(crate) fn http_error(operation: Operation, resp: &Response<Bytes>) -> Error {
     Error::Http {
         operation,
         status: resp.status().as_u16(),
         reason: resp.status().canonical_reason().unwrap_or("").to_owned(),
         message: protocol::error_message(resp.body()),
     }
-}
-
-fn is_retryable_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 429 | 502 | 503 | 504)
 }
 
 /// The `Retry-After` delay in seconds, if the header holds a number.
@@ -358,10 +275,6 @@ fn retry_after(resp: &Response<Bytes>) -> Option<Duration> {
         .ok()
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(Duration::from_secs_f64)
-}
-
-fn jitter() -> Duration {
-    Duration::from_millis(rand::rng().random_range(250..=1000))
 }
 
 fn clone_request(req: &Request<Bytes>) -> Request<Bytes> {
@@ -394,38 +307,17 @@ fn connect_error(authority: &str, err: &hyper_util::client::legacy::Error) -> Er
     }
 }
 
-/// Resolves names through the override table first, then the system resolver.
-#[derive(Clone)]
-pub(crate) struct OverrideResolver {
-    overrides: Arc<HashMap<String, IpAddr>>,
-}
-
-impl tower_service::Service<Name> for OverrideResolver {
-    type Response = std::vec::IntoIter<SocketAddr>;
-    type Error = std::io::Error;
-    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, name: Name) -> Self::Future {
-        let host = name.as_str().to_ascii_lowercase();
-        if let Some(ip) = self.overrides.get(&host) {
-            let addrs = vec![SocketAddr::new(*ip, 0)];
-            return Box::pin(async move { Ok(addrs.into_iter()) });
-        }
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            Ok(addrs.into_iter())
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_agent_names_the_library_then_the_application() {
+        let mut config = HttpsConfig::default();
+        assert!(config.user_agent().starts_with("bastion-core/"));
+        config.application = Some("my-tool/1.2".into());
+        assert!(config.user_agent().ends_with(" my-tool/1.2"));
+    }
 
     #[test]
     fn plain_http_only_to_local_identity_endpoints() {
