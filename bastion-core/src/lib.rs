@@ -71,6 +71,8 @@
 
 mod api;
 mod error;
+#[cfg(test)]
+mod fake;
 mod listener;
 mod protocol;
 mod proxy;

@@ -869,3 +869,6 @@ impl From<Side> for Ending {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
