@@ -13,15 +13,11 @@
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
-use bastion_arm::aks::fetch_kubeconfig;
-use bastion_arm::bastion::Usage;
-use bastion_arm::client::{ArmClient, ArmClientConfig};
-use bastion_arm::credential::{Cloud, CredentialKind, build_credential};
-use bastion_arm::discovery::discover_bastion;
-use bastion_arm::kubeconfig::{ClusterSelector, Kubeconfig};
-use bastion_arm::preflight::run_aks_preflight;
-use bastion_arm::resource_id::ResourceId;
-use bastion_core::{Endpoint, LocalListener, StaticTokenCredential, Target, Tunnel, TunnelConfig};
+use bastion_arm::{
+    ArmClient, ArmClientConfig, Cloud, ClusterSelector, CredentialKind, Kubeconfig, ResourceId,
+    Usage, build_credential, discover_bastion, fetch_kubeconfig, run_aks_preflight,
+};
+use bastion_core::{HttpsConfig, LocalListener, StaticTokenCredential, Target, Tunnel};
 use bastion_emulator::Sandbox;
 use bastion_emulator::sandbox::SPOKE_SUBSCRIPTION;
 
@@ -75,12 +71,12 @@ async fn main() -> Result<(), Error> {
         }
         _ => return Err("usage: aks_private_cluster [SUBSCRIPTION RESOURCE_GROUP CLUSTER]".into()),
     };
-    let https = bastion_core::HttpsConfig {
-        extra_root_ca_pem: arm_config.extra_root_ca_pem.clone(),
-        resolve: arm_config.resolve.clone(),
+    // The data plane trusts what ARM trusts and resolves what ARM resolves.
+    let https = HttpsConfig {
+        extra_root_ca_pem: arm_config.https.extra_root_ca_pem.clone(),
+        resolve: arm_config.https.resolve.clone(),
         ..Default::default()
     };
-    let scope = arm_config.cloud.scope();
     let arm = ArmClient::new(arm_config, Arc::clone(&credential))?;
 
     // 1. The cluster, then its Bastion (by the cluster's network, hub/spoke included).
@@ -114,13 +110,8 @@ async fn main() -> Result<(), Error> {
     println!("kubeconfig: {}", path.display());
 
     // 5. The tunnel: cluster id as ARM returned it, port 443.
-    let mut config = TunnelConfig::new(
-        Endpoint::parse(&plan.host)?,
-        Target::resource(cluster.id.as_str(), 443)?,
-    );
-    config.kind = plan.kind;
-    config.scope = scope;
-    config.http = https;
+    let target = Target::resource(cluster.id.as_str(), 443)?;
+    let config = plan.tunnel_config(target, arm.scope(), https)?;
     let tunnel = Tunnel::new(config, credential)?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn({

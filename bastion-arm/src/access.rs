@@ -1,52 +1,14 @@
-//! Role checks through the permissions API (`arm-and-aks.md` §7): the models, ARM's action
-//! matching rules, the table of required actions, and the evaluation into report rows.
+//! Role checks through the permissions API (see docs/arm-and-aks.md#role-checks): ARM's action
+//! matching rules, the table of required actions, and the evaluation into report rows. The
+//! permissions themselves are [`crate::model::Permission`].
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
-
-use crate::preflight::{Finding, Status};
-use crate::resource_id::{ResourceId, null_as_default};
-
-/// One entry of the permissions API (roughly one per effective role assignment).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Permission {
-    /// Allowed control-plane actions (patterns).
-    #[serde(deserialize_with = "null_as_default")]
-    pub actions: Vec<String>,
-    /// Actions subtracted from `actions` of this entry only.
-    #[serde(deserialize_with = "null_as_default")]
-    pub not_actions: Vec<String>,
-    /// Allowed data-plane actions (not used by the checks).
-    #[serde(deserialize_with = "null_as_default")]
-    pub data_actions: Vec<String>,
-    /// Data actions subtracted from `data_actions`.
-    #[serde(deserialize_with = "null_as_default")]
-    pub not_data_actions: Vec<String>,
-}
-
-/// A page of the permissions API: `{"value": [...], "nextLink": ...}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct PermissionPage {
-    /// The entries.
-    #[serde(deserialize_with = "null_as_default")]
-    pub value: Vec<Permission>,
-    /// The absolute URL of the next page.
-    pub next_link: Option<String>,
-}
+use crate::model::Permission;
+use crate::report::{Finding, Status};
+use crate::resource_id::ResourceId;
 
 impl Permission {
-    /// An entry from action and not-action patterns (no data actions).
-    pub fn new(actions: &[&str], not_actions: &[&str]) -> Self {
-        Self {
-            actions: actions.iter().map(|s| s.to_string()).collect(),
-            not_actions: not_actions.iter().map(|s| s.to_string()).collect(),
-            ..Self::default()
-        }
-    }
-
     /// Whether this entry alone allows `action`: some `actions` pattern matches and no
     /// `notActions` pattern of the same entry does.
     pub fn allows(&self, action: &str) -> bool {
@@ -133,7 +95,7 @@ impl ScopeKind {
     }
 }
 
-/// One required action (a row of the §7.4 table).
+/// One required action (a row of the table in docs/arm-and-aks.md#required-actions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequiredAction {
     /// Report id (`R1`…).
@@ -204,10 +166,10 @@ pub const LIST_USER_CREDENTIAL: RequiredAction = RequiredAction {
     smallest_role: AKS_CLUSTER_USER,
 };
 
-/// The admin kubeconfig (`--admin`).
+/// The admin kubeconfig.
 pub const LIST_ADMIN_CREDENTIAL: RequiredAction = RequiredAction {
     id: "R2",
-    check: "Fetch the cluster admin kubeconfig (--admin)",
+    check: "Fetch the cluster admin kubeconfig",
     action: "Microsoft.ContainerService/managedClusters/listClusterAdminCredential/action",
     scope: ScopeKind::Cluster,
     granting_roles: &[AKS_CLUSTER_ADMIN, CONTRIBUTOR, OWNER],
@@ -404,7 +366,7 @@ impl RoleCheck {
 
 /// Real built-in role definitions (control-plane part), for tests and the emulator.
 pub mod builtin {
-    use super::Permission;
+    use crate::model::Permission;
 
     /// `Reader`.
     pub fn reader() -> Permission {
@@ -526,6 +488,7 @@ pub mod builtin {
 mod tests {
     use super::builtin::*;
     use super::*;
+    use crate::model::PermissionPage;
 
     const READ_VNET: &str = "Microsoft.Network/virtualNetworks/read";
     const READ_AKS: &str = "Microsoft.ContainerService/managedClusters/read";

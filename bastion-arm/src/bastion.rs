@@ -1,12 +1,11 @@
-//! `Microsoft.Network/bastionHosts`: the model (`arm-and-aks.md` §4.2) and the native-client
-//! decision (`bastion-data-plane.md` §2.2, `arm-and-aks.md` §4.3).
+//! The native-client decision for a Bastion host (see docs/arm-and-aks.md#native-client-decision
+//! and docs/protocol.md#endpoints-and-skus); the host itself is [`crate::model::BastionHost`]
+//! (see docs/arm-and-aks.md#bastion-hosts).
 
-use std::fmt;
+use bastion_core::{Endpoint, EndpointKind, HttpsConfig, Target, TunnelConfig};
 
-use bastion_core::EndpointKind;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-use crate::resource_id::{ResourceId, null_as_default};
+use crate::model::{BastionHost, Sku};
+use crate::resource_id::ResourceId;
 
 /// The reference CLI's rejection text, kept verbatim at the start of every SKU/flag error.
 pub const REFERENCE_GATE_MESSAGE: &str =
@@ -14,197 +13,6 @@ pub const REFERENCE_GATE_MESSAGE: &str =
 
 /// The ports a Developer SKU Bastion (and IP connect) tunnels to unless the user opts in.
 pub const DEFAULT_ALLOWED_PORTS: [u16; 2] = [22, 3389];
-
-/// A Bastion host as returned by ARM. Unknown fields are ignored; absent ones take defaults.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BastionHost {
-    /// The ARM id; the Bastion's subscription and resource group come from here.
-    pub id: ResourceId,
-    /// The resource name.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub name: String,
-    /// The Azure region.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub location: String,
-    /// `sku`, absent on very old hosts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sku: Option<BastionSku>,
-    /// `properties`.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub properties: BastionProperties,
-}
-
-/// `sku` of a Bastion host.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BastionSku {
-    /// `sku.name`.
-    #[serde(default)]
-    pub name: Sku,
-}
-
-/// `properties` of a Bastion host. Booleans that are absent (or `null`) are `false`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct BastionProperties {
-    /// The data-plane host name (`bst-<guid>.bastion.azure.com`, Developer `omnibrain.…`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dns_name: Option<String>,
-    /// Native client support.
-    #[serde(deserialize_with = "null_as_default")]
-    pub enable_tunneling: bool,
-    /// IP-based connection.
-    #[serde(deserialize_with = "null_as_default")]
-    pub enable_ip_connect: bool,
-    /// Private-only deployment (no public IP; the `dnsName` must be privately reachable).
-    #[serde(deserialize_with = "null_as_default")]
-    pub enable_private_only_bastion: bool,
-    /// Shareable links.
-    #[serde(deserialize_with = "null_as_default")]
-    pub enable_shareable_link: bool,
-    /// Kerberos authentication.
-    #[serde(deserialize_with = "null_as_default")]
-    pub enable_kerberos: bool,
-    /// Session recording.
-    #[serde(deserialize_with = "null_as_default")]
-    pub enable_session_recording: bool,
-    /// File copy.
-    #[serde(deserialize_with = "null_as_default")]
-    pub enable_file_copy: bool,
-    /// Copy/paste disabled.
-    #[serde(deserialize_with = "null_as_default")]
-    pub disable_copy_paste: bool,
-    /// IP configurations (one, in `AzureBastionSubnet`; empty for Developer).
-    #[serde(deserialize_with = "null_as_default")]
-    pub ip_configurations: Vec<BastionIpConfiguration>,
-    /// Developer only: the VNet the Bastion serves.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub virtual_network: Option<SubResource>,
-    /// Developer only: allowed source prefixes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub network_acls: Option<NetworkAcls>,
-    /// `Succeeded`, `Updating`, `Failed`, …
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub provisioning_state: Option<String>,
-    /// 2–50 for Standard/Premium.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scale_units: Option<u32>,
-}
-
-/// A reference to another resource: `{"id": "…"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SubResource {
-    /// The referenced resource id.
-    pub id: ResourceId,
-}
-
-/// One entry of `properties.ipConfigurations`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct BastionIpConfiguration {
-    /// The configuration name.
-    pub name: Option<String>,
-    /// `properties`.
-    #[serde(deserialize_with = "null_as_default")]
-    pub properties: BastionIpConfigurationProperties,
-}
-
-/// `properties` of a Bastion IP configuration.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct BastionIpConfigurationProperties {
-    /// The `AzureBastionSubnet` the Bastion sits in.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subnet: Option<SubResource>,
-    /// The Bastion's public IP (absent for private-only).
-    #[serde(rename = "publicIPAddress", skip_serializing_if = "Option::is_none")]
-    pub public_ip_address: Option<SubResource>,
-}
-
-/// Developer SKU network ACLs.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct NetworkAcls {
-    /// Allowed source prefixes.
-    #[serde(deserialize_with = "null_as_default")]
-    pub ip_rules: Vec<IpRule>,
-}
-
-/// One Developer SKU IP rule.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct IpRule {
-    /// A CIDR prefix.
-    pub address_prefix: Option<String>,
-}
-
-/// A Bastion SKU, parsed case-insensitively; unknown names are kept.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Sku {
-    /// No native client support.
-    #[default]
-    Basic,
-    /// Native client with `enableTunneling`.
-    Standard,
-    /// Native client with `enableTunneling`; private-only and session recording.
-    Premium,
-    /// Shared, free; one connection at a time, ports 22/3389, no IP connect.
-    Developer,
-    /// A CLI-only name, treated like Developer.
-    QuickConnect,
-    /// Any other value, kept as given.
-    Other(String),
-}
-
-impl Sku {
-    /// Parses a SKU name case-insensitively.
-    pub fn parse(name: &str) -> Self {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "basic" => Self::Basic,
-            "standard" => Self::Standard,
-            "premium" => Self::Premium,
-            "developer" => Self::Developer,
-            "quickconnect" => Self::QuickConnect,
-            _ => Self::Other(name.to_owned()),
-        }
-    }
-
-    /// The canonical name (or the unknown text as given).
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Basic => "Basic",
-            Self::Standard => "Standard",
-            Self::Premium => "Premium",
-            Self::Developer => "Developer",
-            Self::QuickConnect => "QuickConnect",
-            Self::Other(s) => s,
-        }
-    }
-
-    /// Developer or QuickConnect: the shared, restricted kind.
-    pub fn is_developer_kind(&self) -> bool {
-        matches!(self, Self::Developer | Self::QuickConnect)
-    }
-}
-
-impl fmt::Display for Sku {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for Sku {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Sku {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Self::parse(&String::deserialize(deserializer)?))
-    }
-}
 
 /// What the Bastion is going to be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,6 +34,10 @@ pub enum Usage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EndpointPlan {
+    /// The Bastion's resource id.
+    pub bastion_id: ResourceId,
+    /// The Bastion's display name.
+    pub bastion: String,
     /// `properties.dnsName`, verbatim.
     pub host: String,
     /// Which URL family the endpoint speaks.
@@ -348,6 +160,42 @@ pub enum NativeClientError {
     /// A target port of 0.
     #[error("port 0 is not a valid target port; use a port from 1 to 65535")]
     InvalidPort,
+    /// The `dnsName` is not a host name (or `HOST:PORT`) a tunnel can connect to.
+    #[error("Bastion '{bastion}' reports an unusable dnsName: {reason}")]
+    InvalidDnsName {
+        /// Bastion name.
+        bastion: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl EndpointPlan {
+    /// The tunnel configuration for `target` through this Bastion: its endpoint and URL family,
+    /// its id (the Developer SKU's data-pod lookup needs it), its connection limit, the token
+    /// `scope` (the cloud's ARM scope, e.g. [`crate::ArmClient::scope`]) and the `https`
+    /// settings of the data plane. Everything else keeps [`TunnelConfig::new`]'s defaults.
+    pub fn tunnel_config(
+        &self,
+        target: Target,
+        scope: &str,
+        https: HttpsConfig,
+    ) -> Result<TunnelConfig, NativeClientError> {
+        let endpoint =
+            Endpoint::parse(&self.host).map_err(|e| NativeClientError::InvalidDnsName {
+                bastion: self.bastion.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut config = TunnelConfig::new(endpoint, target);
+        config.kind = self.kind;
+        config.bastion_resource_id = Some(self.bastion_id.as_str().to_owned());
+        config.max_concurrent = self
+            .max_concurrent_connections
+            .and_then(|max| usize::try_from(max).ok());
+        config.scope = scope.to_owned();
+        config.http = https;
+        Ok(config)
+    }
 }
 
 impl NativeClientError {
@@ -373,60 +221,15 @@ impl NativeClientError {
             } => Some(format!(
                 "az network bastion update --name {bastion} --resource-group {resource_group} --enable-ip-connect true"
             )),
-            Self::DeveloperNotForAks { .. } | Self::UnknownSku { .. } => Some(
-                "use a Standard or Premium Bastion with native client support (--bastion <id>)"
-                    .into(),
-            ),
+            Self::DeveloperNotForAks { .. } | Self::UnknownSku { .. } => {
+                Some("use a Standard or Premium Bastion with native client support".into())
+            }
             _ => None,
         }
     }
 }
 
 impl BastionHost {
-    /// The display name: `name`, else the last segment of `id`.
-    pub fn display_name(&self) -> &str {
-        if self.name.is_empty() {
-            self.id.name()
-        } else {
-            &self.name
-        }
-    }
-
-    /// The resource group from the `id`.
-    pub fn resource_group(&self) -> &str {
-        self.id.resource_group().unwrap_or_default()
-    }
-
-    /// The parsed SKU, `None` when `sku.name` is absent.
-    pub fn sku(&self) -> Option<&Sku> {
-        self.sku.as_ref().map(|s| &s.name)
-    }
-
-    /// The VNet the Bastion sits in: the first IP configuration's subnet → VNet; Developer:
-    /// `properties.virtualNetwork.id`.
-    pub fn vnet_id(&self) -> Option<ResourceId> {
-        self.properties
-            .ip_configurations
-            .iter()
-            .filter_map(|c| c.properties.subnet.as_ref())
-            .find_map(|s| s.id.vnet_of_subnet())
-            .or_else(|| {
-                self.properties
-                    .virtual_network
-                    .as_ref()
-                    .map(|v| v.id.clone())
-            })
-    }
-
-    /// The Bastion's public IP resource id (absent for private-only and Developer).
-    pub fn public_ip_id(&self) -> Option<&ResourceId> {
-        self.properties
-            .ip_configurations
-            .iter()
-            .find_map(|c| c.properties.public_ip_address.as_ref())
-            .map(|p| &p.id)
-    }
-
     /// Non-blocking observations: provisioning not `Succeeded`, private-only endpoint.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -542,6 +345,8 @@ impl BastionHost {
             tracing::warn!("{w}");
         }
         Ok(EndpointPlan {
+            bastion_id: self.id.clone(),
+            bastion,
             host,
             kind,
             max_concurrent_connections: max,
@@ -706,6 +511,61 @@ mod tests {
         v["properties"]["enableTunneling"] = serde_json::Value::Null;
         let e = host(v).native_client_support(Usage::Aks).unwrap_err();
         assert!(matches!(e, NativeClientError::TunnelingDisabled { .. }));
+    }
+
+    #[test]
+    fn plans_become_tunnel_configs() {
+        let vm = format!(
+            "/subscriptions/{SUB}/resourceGroups/vm-rg/providers/Microsoft.Compute/virtualMachines/vm1"
+        );
+        let https = HttpsConfig {
+            application: Some("test/1".into()),
+            ..HttpsConfig::default()
+        };
+        let plan = host(standard_json()).native_client_support(SSH).unwrap();
+        let config = plan
+            .tunnel_config(
+                Target::resource(&vm, 22).unwrap(),
+                "https://management.usgovcloudapi.net/.default",
+                https.clone(),
+            )
+            .unwrap();
+        assert_eq!(
+            config.endpoint.host(),
+            "bst-9d89d361-100e-4c01-b92d-466548c476dc.bastion.azure.com"
+        );
+        assert_eq!(config.kind, EndpointKind::Standard);
+        assert_eq!(
+            config.bastion_resource_id.as_deref(),
+            Some(plan.bastion_id.as_str())
+        );
+        assert_eq!(config.max_concurrent, None);
+        assert_eq!(
+            config.scope,
+            "https://management.usgovcloudapi.net/.default"
+        );
+        assert_eq!(config.http.application.as_deref(), Some("test/1"));
+        assert_eq!(config.target.resource_id(), vm);
+
+        let dev = developer().native_client_support(SSH).unwrap();
+        let config = dev
+            .tunnel_config(Target::resource(&vm, 22).unwrap(), "s", https.clone())
+            .unwrap();
+        assert_eq!(config.kind, EndpointKind::Developer);
+        assert_eq!(config.max_concurrent, Some(1));
+        assert!(config.validate().is_ok());
+
+        let mut bad = plan;
+        bad.host = "bst.example.test/path".into();
+        let e = bad
+            .tunnel_config(Target::resource(&vm, 22).unwrap(), "s", https)
+            .unwrap_err();
+        assert!(matches!(e, NativeClientError::InvalidDnsName { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("Bastion 'hub-bastion' reports an unusable dnsName: "),
+            "{e}"
+        );
     }
 
     #[test]

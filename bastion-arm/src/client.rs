@@ -1,38 +1,37 @@
 //! The ARM client: reads over an `azure_core` [`Pipeline`] (bearer token, retries, client
-//! request id) on our hyper + rustls transport (spec §2).
+//! request id) on our hyper + rustls transport (see docs/arm-and-aks.md#requests-and-paging).
 //!
 //! Every call is a `GET` or an empty-body `POST` of a read-only action; the client never writes.
 //! Errors come back as [`ArmError`] with the ARM `code`, `message` and request ids.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use azure_core::credentials::TokenCredential;
 use azure_core::http::headers::{HeaderName, RETRY_AFTER, RETRY_AFTER_MS, X_MS_RETRY_AFTER_MS};
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
-use azure_core::http::policies::{Policy, RetryHeaders, RetryPolicy};
+use azure_core::http::policies::{Policy, RetryHeaders, RetryPolicy as PipelineRetryPolicy};
 use azure_core::http::{
     ClientOptions, Context, HttpClient, Method, Pipeline, PipelineSendOptions, RawResponse,
     Request, RetryOptions, StatusCode, Transport,
 };
-use bastion_core::HttpsConfig;
+use bastion_core::{HttpsConfig, RetryPolicy};
 use bytes::Bytes;
-use rand::RngExt as _;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::access::Permission;
-use crate::aks::{CredentialResults, ManagedCluster};
-use crate::bastion::BastionHost;
 use crate::credential::Cloud;
 use crate::error::{ArmError, ServiceError, excerpt, parse_error_body};
-use crate::network::{PublicIpAddress, VirtualNetwork, VirtualNetworkLink};
+use crate::model::{
+    BastionHost, CredentialResults, ManagedCluster, Permission, PublicIpAddress, VirtualNetwork,
+    VirtualNetworkLink,
+};
+use crate::read::ArmRead;
 use crate::resource_id::ResourceId;
 use crate::transport::HyperTransport;
 
-/// The api-version pinned per resource type (spec §2).
+/// The api-version pinned per resource type (see docs/arm-and-aks.md#api-versions).
 pub mod api_version {
     /// `Microsoft.Network/bastionHosts`.
     pub const BASTION_HOSTS: &str = "2024-05-01";
@@ -48,76 +47,33 @@ pub mod api_version {
     pub const PERMISSIONS: &str = "2022-04-01";
 }
 
-/// How failed requests are retried: 429/503 after `Retry-After`, 408/500/502/504 and
-/// connection failures with a jittered exponential backoff (spec §2).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryConfig {
-    /// Retries after the first attempt (3 → at most 4 requests).
-    pub max_retries: u32,
-    /// The first backoff; doubled for each further retry (1 s → 1, 2, 4 s).
-    pub initial_delay: Duration,
-    /// The longest backoff.
-    pub max_delay: Duration,
-    /// The longest `Retry-After` honoured; longer values are cut to this.
-    pub max_retry_after: Duration,
-    /// No retry starts after this much time since the first response.
-    pub max_total: Duration,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        RetryConfig {
-            max_retries: 3,
-            initial_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(8),
-            max_retry_after: Duration::from_secs(60),
-            max_total: Duration::from_secs(120),
-        }
-    }
-}
-
-impl RetryConfig {
-    /// No retries at all.
-    pub fn none() -> Self {
-        RetryConfig {
-            max_retries: 0,
-            ..RetryConfig::default()
-        }
-    }
-}
-
 /// Settings of an [`ArmClient`].
 #[derive(Debug, Clone)]
 pub struct ArmClientConfig {
     /// The cloud: ARM endpoint and token scope.
     pub cloud: Cloud,
-    /// Extra trusted CA certificates (PEM): private CAs, TLS-inspecting proxies, the emulator.
-    pub extra_root_ca_pem: Option<Vec<u8>>,
-    /// Host-to-address overrides (curl `--resolve` style; the port is kept).
-    pub resolve: Vec<(String, IpAddr)>,
-    /// TCP + TLS connect limit (spec: 10 s).
-    pub connect_timeout: Duration,
-    /// Whole-request limit per attempt (spec: 60 s).
-    pub request_timeout: Duration,
-    /// Retry behaviour.
-    pub retry: RetryConfig,
+    /// The HTTPS transport: extra trusted CAs (private CAs, TLS-inspecting proxies, the
+    /// emulator), host-to-address overrides, connect and per-attempt request timeouts (default
+    /// 10 s and 60 s), proxy, and the application named in the `User-Agent` (default
+    /// `bastion-arm/{version}`). Its `retry` is not used: the transport sends each attempt
+    /// once, and [`ArmClientConfig::retry`] decides what is retried.
+    pub https: HttpsConfig,
+    /// When failed requests are retried (default [`ArmClientConfig::default_retry`]).
+    pub retry: RetryPolicy,
     /// The most pages a list follows before failing with [`ArmError::TooManyPages`].
     pub max_pages: usize,
-    /// `User-Agent` of the transport when the pipeline sets none.
-    pub user_agent: String,
 }
 
 impl Default for ArmClientConfig {
     fn default() -> Self {
         ArmClientConfig {
             cloud: Cloud::default(),
-            extra_root_ca_pem: None,
-            resolve: Vec::new(),
-            connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(60),
-            retry: RetryConfig::default(),
+            https: HttpsConfig {
+                request_timeout: Duration::from_secs(60),
+                ..HttpsConfig::default()
+            },
+            retry: ArmClientConfig::default_retry(),
             max_pages: 100,
-            user_agent: format!("bastion-arm/{}", env!("CARGO_PKG_VERSION")),
         }
     }
 }
@@ -131,24 +87,34 @@ impl ArmClientConfig {
         }
     }
 
-    /// The transport settings: share one [`HyperTransport`] built from these between the ARM
-    /// client and the credential (see [`crate::credential::build_credential`]).
-    pub fn https_config(&self) -> HttpsConfig {
-        HttpsConfig {
-            extra_root_ca_pem: self.extra_root_ca_pem.clone(),
-            resolve: self.resolve.clone(),
-            connect_timeout: self.connect_timeout,
-            request_timeout: self.request_timeout,
-            // The pipeline retries; the transport sends each attempt once.
-            retry: bastion_core::RetryPolicy::none(),
-            application: Some(self.user_agent.clone()),
-            ..HttpsConfig::default()
+    /// ARM's retry policy (see docs/arm-and-aks.md#retry-policy): 3 retries of 408, 429, 500,
+    /// 502, 503, 504 and failed connections; a jittered backoff from 1 s doubling up to 8 s, or
+    /// the server's `Retry-After` up to 60 s; no retry starts after 120 s.
+    pub fn default_retry() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 3,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(60),
+            max_total: Duration::from_secs(120),
+            statuses: vec![408, 429, 500, 502, 503, 504],
         }
     }
 
-    /// A transport built from [`ArmClientConfig::https_config`].
+    /// A transport built from [`ArmClientConfig::https`] that sends each attempt once (the
+    /// pipeline retries). Share it between the ARM client and the credential (see
+    /// [`crate::build_credential`]), so they use one connection pool.
     pub fn transport(&self) -> Result<HyperTransport, ArmError> {
-        HyperTransport::from_config(self.https_config())
+        let mut https = self.https.clone();
+        https.retry = RetryPolicy::none();
+        if https
+            .application
+            .as_deref()
+            .is_none_or(|a| a.trim().is_empty())
+        {
+            https.application = Some(concat!("bastion-arm/", env!("CARGO_PKG_VERSION")).into());
+        }
+        HyperTransport::from_config(https)
     }
 }
 
@@ -180,8 +146,7 @@ impl ArmClient {
         Self::with_http_client(config, credential, Arc::new(transport))
     }
 
-    /// A client sending through `http_client` (the TLS, resolve and timeout fields of `config`
-    /// are then the caller's business).
+    /// A client sending through `http_client` (`config.https` is then the caller's business).
     pub fn with_http_client(
         config: ArmClientConfig,
         credential: Arc<dyn TokenCredential>,
@@ -205,7 +170,7 @@ impl ArmClient {
         ));
         let options = ClientOptions {
             transport: Some(Transport::new(http_client)),
-            retry: RetryOptions::custom(Arc::new(ArmRetryPolicy::new(config.retry))),
+            retry: RetryOptions::custom(Arc::new(PipelineRetry::new(config.retry))),
             ..ClientOptions::default()
         };
         let pipeline = Pipeline::new(
@@ -625,7 +590,7 @@ fn header(response: &RawResponse, name: &'static str) -> Option<String> {
 }
 
 /// Collapses the `//` an empty `parentResourcePath` produces and drops a trailing `/` before
-/// the query (spec §3).
+/// the query (see docs/arm-and-aks.md#requests-and-paging).
 fn normalise_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     let mut last_slash = false;
@@ -658,43 +623,28 @@ fn parse_body<T: DeserializeOwned>(
     })
 }
 
-/// The retry policy of spec §2: bounded attempts, jittered exponential backoff, `Retry-After`
-/// honoured (and capped) for 429/503.
+/// The pipeline's retry hook, a thin adapter over [`RetryPolicy`] (see
+/// docs/arm-and-aks.md#retry-policy): the pipeline asks, the policy decides.
 #[derive(Debug)]
-struct ArmRetryPolicy {
-    config: RetryConfig,
+struct PipelineRetry {
+    policy: RetryPolicy,
     headers: RetryHeaders,
     statuses: Vec<StatusCode>,
 }
 
-impl ArmRetryPolicy {
-    fn new(config: RetryConfig) -> Self {
-        ArmRetryPolicy {
-            config,
+impl PipelineRetry {
+    fn new(policy: RetryPolicy) -> Self {
+        PipelineRetry {
             headers: RetryHeaders {
                 retry_headers: vec![X_MS_RETRY_AFTER_MS, RETRY_AFTER_MS, RETRY_AFTER],
             },
-            statuses: vec![
-                StatusCode::RequestTimeout,
-                StatusCode::TooManyRequests,
-                StatusCode::InternalServerError,
-                StatusCode::BadGateway,
-                StatusCode::ServiceUnavailable,
-                StatusCode::GatewayTimeout,
-            ],
+            statuses: policy
+                .statuses
+                .iter()
+                .map(|&s| StatusCode::from(s))
+                .collect(),
+            policy,
         }
-    }
-
-    fn backoff(&self, retry_count: u32) -> Duration {
-        let exp = retry_count.saturating_sub(1).min(16);
-        let base = self
-            .config
-            .initial_delay
-            .saturating_mul(1u32 << exp)
-            .min(self.config.max_delay);
-        // ±25 % jitter so that many clients do not retry in lockstep.
-        let factor = rand::rng().random_range(0.75..=1.25);
-        base.mul_f64(factor).min(self.config.max_delay)
     }
 }
 
@@ -702,15 +652,22 @@ fn to_time(d: Duration) -> azure_core::time::Duration {
     azure_core::time::Duration::try_from(d).unwrap_or(azure_core::time::Duration::MAX)
 }
 
+fn from_time(d: azure_core::time::Duration) -> Duration {
+    Duration::try_from(d).unwrap_or_default()
+}
+
 #[async_trait::async_trait]
-impl RetryPolicy for ArmRetryPolicy {
+impl PipelineRetryPolicy for PipelineRetry {
     fn is_expired(
         &self,
         duration_since_start: azure_core::time::Duration,
         retry_count: u32,
     ) -> bool {
-        retry_count >= self.config.max_retries
-            || duration_since_start >= to_time(self.config.max_total)
+        // `retry_count` retries are behind us; the next one is number `retry_count + 1`.
+        !self.policy.allows(
+            retry_count.saturating_add(1),
+            from_time(duration_since_start),
+        )
     }
 
     fn retry_headers(&self) -> Option<&RetryHeaders> {
@@ -722,22 +679,86 @@ impl RetryPolicy for ArmRetryPolicy {
     }
 
     fn sleep_duration(&self, retry_count: u32) -> azure_core::time::Duration {
-        to_time(self.backoff(retry_count))
+        to_time(self.policy.backoff(retry_count))
     }
 
     async fn wait(&self, retry_count: u32, retry_after: Option<azure_core::time::Duration>) {
-        let wait = match retry_after {
-            Some(after) => Duration::try_from(after)
-                .unwrap_or_default()
-                .min(self.config.max_retry_after),
-            None => self.backoff(retry_count),
-        };
+        let wait = self.policy.delay(retry_count, retry_after.map(from_time));
         tracing::debug!(
             retry_count,
             wait_ms = wait.as_millis() as u64,
             "retrying ARM request"
         );
         tokio::time::sleep(wait).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl ArmRead for ArmClient {
+    async fn get_bastion(&self, id: &ResourceId) -> Result<BastionHost, ArmError> {
+        ArmClient::get_bastion(self, id).await
+    }
+    async fn list_bastions_in_group(
+        &self,
+        subscription: &str,
+        resource_group: &str,
+    ) -> Result<Vec<BastionHost>, ArmError> {
+        ArmClient::list_bastions_in_group(self, subscription, resource_group).await
+    }
+    async fn list_bastions_in_subscription(
+        &self,
+        subscription: &str,
+    ) -> Result<Vec<BastionHost>, ArmError> {
+        ArmClient::list_bastions_in_subscription(self, subscription).await
+    }
+    async fn get_cluster(&self, id: &ResourceId) -> Result<ManagedCluster, ArmError> {
+        ArmClient::get_cluster(self, id).await
+    }
+    async fn get_vnet(&self, id: &ResourceId) -> Result<VirtualNetwork, ArmError> {
+        ArmClient::get_vnet(self, id).await
+    }
+    async fn list_vnets_in_group(
+        &self,
+        subscription: &str,
+        resource_group: &str,
+    ) -> Result<Vec<VirtualNetwork>, ArmError> {
+        ArmClient::list_vnets_in_group(self, subscription, resource_group).await
+    }
+    async fn get_public_ip(&self, id: &ResourceId) -> Result<PublicIpAddress, ArmError> {
+        ArmClient::get_public_ip(self, id).await
+    }
+    async fn permissions(&self, scope: &ResourceId) -> Result<Vec<Permission>, ArmError> {
+        ArmClient::permissions(self, scope).await
+    }
+    async fn list_private_dns_zones(
+        &self,
+        subscription: &str,
+        resource_group: &str,
+    ) -> Result<Vec<ResourceId>, ArmError> {
+        let zones = ArmClient::list_private_dns_zones(self, subscription, resource_group).await?;
+        Ok(zones
+            .iter()
+            .filter_map(|z| z.get("id").and_then(|v| v.as_str()))
+            .filter_map(|s| ResourceId::parse(s).ok())
+            .collect())
+    }
+    async fn list_zone_links(
+        &self,
+        zone: &ResourceId,
+    ) -> Result<Vec<VirtualNetworkLink>, ArmError> {
+        ArmClient::list_zone_links(self, zone).await
+    }
+    async fn list_cluster_credential(
+        &self,
+        cluster: &ResourceId,
+        admin: bool,
+        server_fqdn: Option<&str>,
+    ) -> Result<CredentialResults, ArmError> {
+        if admin {
+            ArmClient::list_cluster_admin_credential(self, cluster, server_fqdn).await
+        } else {
+            ArmClient::list_cluster_user_credential(self, cluster, server_fqdn).await
+        }
     }
 }
 
@@ -757,18 +778,25 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_within_jitter_and_is_capped() {
-        let p = ArmRetryPolicy::new(RetryConfig::default());
+    fn the_pipeline_retries_as_the_arm_policy_says() {
+        let p = PipelineRetry::new(ArmClientConfig::default_retry());
         for (count, secs) in [(1u32, 1.0f64), (2, 2.0), (3, 4.0)] {
-            let d = p.backoff(count).as_secs_f64();
+            let d = from_time(p.sleep_duration(count)).as_secs_f64();
             assert!(
                 d >= secs * 0.75 - 1e-9 && d <= secs * 1.25 + 1e-9,
                 "{count}: {d}"
             );
         }
-        assert!(p.backoff(30) <= Duration::from_secs(8));
+        assert!(from_time(p.sleep_duration(30)) <= Duration::from_secs(8));
         assert!(p.is_expired(azure_core::time::Duration::ZERO, 3));
         assert!(!p.is_expired(azure_core::time::Duration::ZERO, 2));
+        assert!(p.is_expired(to_time(Duration::from_secs(120)), 0));
+        let statuses: Vec<u16> = p
+            .retry_status_codes()
+            .iter()
+            .map(|&s| u16::from(s))
+            .collect();
+        assert_eq!(statuses, [408, 429, 500, 502, 503, 504]);
     }
 
     fn client(endpoint: &str) -> ArmClient {
@@ -833,7 +861,7 @@ mod tests {
     async fn credential_failures_are_credential_errors_naming_the_scope() {
         let cloud = Cloud::custom(Url::parse("https://arm.test:1/").unwrap());
         let config = ArmClientConfig {
-            retry: RetryConfig::none(),
+            retry: RetryPolicy::none(),
             ..ArmClientConfig::for_cloud(cloud)
         };
         let arm = ArmClient::new(config, Arc::new(NotSignedIn)).unwrap();

@@ -20,7 +20,8 @@ use url::Url;
 
 use crate::error::ArmError;
 
-/// An Azure cloud: where ARM is and which token scope it accepts (spec §1).
+/// An Azure cloud: where ARM is and which token scope it accepts (see
+/// docs/arm-and-aks.md#clouds-and-token-scopes).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Cloud {
@@ -154,7 +155,7 @@ pub enum CredentialKind {
     WorkloadIdentity,
     /// A service principal secret (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`).
     ClientSecret,
-    /// A ready-made access token (tests, the emulator, `--access-token`).
+    /// A ready-made access token (tests, the emulator, a token the caller already holds).
     StaticToken(String),
 }
 
@@ -178,7 +179,7 @@ impl std::fmt::Debug for CredentialKind {
 }
 
 /// Builds the credential `kind` for `cloud`. HTTP-based credentials send their requests
-/// through `http_client` (use [`crate::transport::HyperTransport`]).
+/// through `http_client` (use [`crate::HyperTransport`]).
 ///
 /// Environment-based kinds fail up front, naming every missing variable.
 pub fn build_credential(

@@ -1,7 +1,6 @@
-//! Which Bastion serves a cluster (`arm-and-aks.md` §11 step 2), and the [`ArmRead`] trait the
-//! discovery and the pre-flight checks read ARM through.
+//! Which Bastion serves a cluster (see docs/arm-and-aks.md#bastion-discovery).
 //!
-//! Order: `--bastion` as an id (its own subscription) → `--bastion` as a name (node resource
+//! Order: the Bastion the caller names, by id (its own subscription) or by name (node resource
 //! group, cluster resource group, then subscription-wide; several → ask for the id; none →
 //! error, never a substitute) → the AKS-managed Bastion (`bastionProfile.bastionId`) → a search
 //! of the node RG, the cluster RG, the RGs of the cluster's VNets and of the VNets peered with
@@ -11,141 +10,19 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use async_trait::async_trait;
-
-use crate::access::Permission;
-use crate::aks::{CredentialResults, ManagedCluster};
-use crate::bastion::{BastionHost, Usage};
-use crate::client::ArmClient;
+use crate::bastion::Usage;
 use crate::error::ArmError;
-use crate::network::{PublicIpAddress, VirtualNetwork, VirtualNetworkLink};
+use crate::model::{BastionHost, ManagedCluster};
+use crate::network::{self, Lookup};
+use crate::read::ArmRead;
 use crate::resource_id::{ResourceId, ResourceIdError};
-
-/// The ARM reads used by discovery and pre-flight. Implemented by [`ArmClient`]; tests use an
-/// in-memory fake.
-#[async_trait]
-pub trait ArmRead: Send + Sync {
-    /// GET a Bastion host.
-    async fn get_bastion(&self, id: &ResourceId) -> Result<BastionHost, ArmError>;
-    /// List the Bastion hosts of a resource group.
-    async fn list_bastions_in_group(
-        &self,
-        subscription: &str,
-        resource_group: &str,
-    ) -> Result<Vec<BastionHost>, ArmError>;
-    /// List the Bastion hosts of a subscription.
-    async fn list_bastions_in_subscription(
-        &self,
-        subscription: &str,
-    ) -> Result<Vec<BastionHost>, ArmError>;
-    /// GET a managed cluster.
-    async fn get_cluster(&self, id: &ResourceId) -> Result<ManagedCluster, ArmError>;
-    /// GET a virtual network.
-    async fn get_vnet(&self, id: &ResourceId) -> Result<VirtualNetwork, ArmError>;
-    /// List the virtual networks of a resource group.
-    async fn list_vnets_in_group(
-        &self,
-        subscription: &str,
-        resource_group: &str,
-    ) -> Result<Vec<VirtualNetwork>, ArmError>;
-    /// GET a public IP address.
-    async fn get_public_ip(&self, id: &ResourceId) -> Result<PublicIpAddress, ArmError>;
-    /// The caller's permissions at a scope.
-    async fn permissions(&self, scope: &ResourceId) -> Result<Vec<Permission>, ArmError>;
-    /// The ids of the private DNS zones of a resource group.
-    async fn list_private_dns_zones(
-        &self,
-        subscription: &str,
-        resource_group: &str,
-    ) -> Result<Vec<ResourceId>, ArmError>;
-    /// The virtual network links of a private DNS zone.
-    async fn list_zone_links(&self, zone: &ResourceId)
-    -> Result<Vec<VirtualNetworkLink>, ArmError>;
-    /// `listClusterUserCredential` (or `listClusterAdminCredential` with `admin`), with the
-    /// optional `server-fqdn` query (`public`/`private`).
-    async fn list_cluster_credential(
-        &self,
-        cluster: &ResourceId,
-        admin: bool,
-        server_fqdn: Option<&str>,
-    ) -> Result<CredentialResults, ArmError>;
-}
-
-#[async_trait]
-impl ArmRead for ArmClient {
-    async fn get_bastion(&self, id: &ResourceId) -> Result<BastionHost, ArmError> {
-        ArmClient::get_bastion(self, id).await
-    }
-    async fn list_bastions_in_group(
-        &self,
-        subscription: &str,
-        resource_group: &str,
-    ) -> Result<Vec<BastionHost>, ArmError> {
-        ArmClient::list_bastions_in_group(self, subscription, resource_group).await
-    }
-    async fn list_bastions_in_subscription(
-        &self,
-        subscription: &str,
-    ) -> Result<Vec<BastionHost>, ArmError> {
-        ArmClient::list_bastions_in_subscription(self, subscription).await
-    }
-    async fn get_cluster(&self, id: &ResourceId) -> Result<ManagedCluster, ArmError> {
-        ArmClient::get_cluster(self, id).await
-    }
-    async fn get_vnet(&self, id: &ResourceId) -> Result<VirtualNetwork, ArmError> {
-        ArmClient::get_vnet(self, id).await
-    }
-    async fn list_vnets_in_group(
-        &self,
-        subscription: &str,
-        resource_group: &str,
-    ) -> Result<Vec<VirtualNetwork>, ArmError> {
-        ArmClient::list_vnets_in_group(self, subscription, resource_group).await
-    }
-    async fn get_public_ip(&self, id: &ResourceId) -> Result<PublicIpAddress, ArmError> {
-        ArmClient::get_public_ip(self, id).await
-    }
-    async fn permissions(&self, scope: &ResourceId) -> Result<Vec<Permission>, ArmError> {
-        ArmClient::permissions(self, scope).await
-    }
-    async fn list_private_dns_zones(
-        &self,
-        subscription: &str,
-        resource_group: &str,
-    ) -> Result<Vec<ResourceId>, ArmError> {
-        let zones = ArmClient::list_private_dns_zones(self, subscription, resource_group).await?;
-        Ok(zones
-            .iter()
-            .filter_map(|z| z.get("id").and_then(|v| v.as_str()))
-            .filter_map(|s| ResourceId::parse(s).ok())
-            .collect())
-    }
-    async fn list_zone_links(
-        &self,
-        zone: &ResourceId,
-    ) -> Result<Vec<VirtualNetworkLink>, ArmError> {
-        ArmClient::list_zone_links(self, zone).await
-    }
-    async fn list_cluster_credential(
-        &self,
-        cluster: &ResourceId,
-        admin: bool,
-        server_fqdn: Option<&str>,
-    ) -> Result<CredentialResults, ArmError> {
-        if admin {
-            ArmClient::list_cluster_admin_credential(self, cluster, server_fqdn).await
-        } else {
-            ArmClient::list_cluster_user_credential(self, cluster, server_fqdn).await
-        }
-    }
-}
 
 /// Why no single Bastion could be chosen.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DiscoveryError {
-    /// `--bastion` looked like an id but is not a valid one.
-    #[error("--bastion {input:?} is not a valid Bastion resource id: {source}")]
+    /// The Bastion was named by something that looks like an id but is not a valid one.
+    #[error("{input:?} is not a valid Bastion resource id: {source}")]
     InvalidBastionId {
         /// What was given.
         input: String,
@@ -153,10 +30,8 @@ pub enum DiscoveryError {
         #[source]
         source: ResourceIdError,
     },
-    /// `--bastion` is an id of another resource type.
-    #[error(
-        "--bastion {id} is not a Bastion: expected a Microsoft.Network/bastionHosts id, got type {kind}"
-    )]
+    /// The Bastion was named by the id of another resource type.
+    #[error("{id} is not a Bastion: expected a Microsoft.Network/bastionHosts id, got type {kind}")]
     NotABastionId {
         /// The id.
         id: String,
@@ -175,7 +50,7 @@ pub enum DiscoveryError {
     },
     /// No Bastion has the given name in any searched scope.
     #[error(
-        "no Bastion named '{name}' was found; searched: {}. Pass --bastion with the full resource id if it is elsewhere",
+        "no Bastion named '{name}' was found; searched: {}. Name it by its full resource id if it is elsewhere",
         .searched.join("; ")
     )]
     BastionNameNotFound {
@@ -186,7 +61,7 @@ pub enum DiscoveryError {
     },
     /// Several Bastions have the given name.
     #[error(
-        "several Bastions are named '{name}': {}; pass --bastion with the full resource id of the one to use",
+        "several Bastions are named '{name}': {}; name the one to use by its full resource id",
         .ids.join(", ")
     )]
     AmbiguousName {
@@ -197,7 +72,7 @@ pub enum DiscoveryError {
     },
     /// `bastionProfile.bastionId` does not exist.
     #[error(
-        "the cluster's AKS-managed Bastion {id} was not found; pass --bastion with the id or name of a Bastion to use"
+        "the cluster's AKS-managed Bastion {id} was not found; name a Bastion to use by its id or name"
     )]
     ManagedBastionNotFound {
         /// The id.
@@ -206,7 +81,7 @@ pub enum DiscoveryError {
     /// Nothing found anywhere.
     #[error(
         "No Bastion found for cluster '{cluster}' whose virtual network is the cluster's or peered with it ({vnets}). Searched: {}. \
-         Create a Standard or Premium Bastion with native client support in the cluster's VNet or a peered hub VNet, or pass --bastion",
+         Create a Standard or Premium Bastion with native client support in the cluster's VNet or a peered hub VNet, or name the Bastion to use",
         .searched.join("; ")
     )]
     NoBastionFound {
@@ -221,7 +96,7 @@ pub enum DiscoveryError {
     },
     /// Several equally good candidates.
     #[error(
-        "several Bastions could serve cluster '{cluster}': {}; choose one with --bastion <resource id>",
+        "several Bastions could serve cluster '{cluster}': {}; choose one by its resource id",
         .candidates.join("; ")
     )]
     Ambiguous {
@@ -245,9 +120,9 @@ impl From<ArmError> for DiscoveryError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DiscoverySource {
-    /// `--bastion` was an id.
+    /// Named by id.
     GivenId,
-    /// `--bastion` was a name, found in this scope.
+    /// Named by name, found in this scope.
     GivenName {
         /// Where it was found.
         scope: String,
@@ -326,14 +201,6 @@ impl Scope {
             Self::Group { sub, rg, .. } => arm.list_bastions_in_group(sub, rg).await,
             Self::Subscription { sub } => arm.list_bastions_in_subscription(sub).await,
         }
-    }
-}
-
-fn short_error(e: &ArmError) -> String {
-    match (e.status(), e.code()) {
-        (Some(s), Some(c)) => format!("HTTP {s} {c}"),
-        (Some(s), None) => format!("HTTP {s}"),
-        _ => e.to_string(),
     }
 }
 
@@ -441,11 +308,7 @@ async fn by_name<A: ArmRead + ?Sized>(
                 });
             }
             Err(e) if e.is_not_found() => searched.push(scope.label()),
-            Err(e) => searched.push(format!(
-                "{} (could not read: {})",
-                scope.label(),
-                short_error(&e)
-            )),
+            Err(e) => searched.push(format!("{} (could not read: {})", scope.label(), e.brief())),
         }
     }
     let sub = Scope::Subscription {
@@ -477,64 +340,12 @@ async fn by_name<A: ArmRead + ?Sized>(
                 }
             }
         }
-        Err(e) => searched.push(format!(
-            "{} (could not list: {})",
-            sub.label(),
-            short_error(&e)
-        )),
+        Err(e) => searched.push(format!("{} (could not list: {})", sub.label(), e.brief())),
     }
     Err(DiscoveryError::BastionNameNotFound {
         name: name.to_owned(),
         searched,
     })
-}
-
-/// The cluster's VNets: from the agent pools, else the managed VNet(s) of the node RG.
-async fn cluster_vnets<A: ArmRead + ?Sized>(
-    arm: &A,
-    cluster: &ManagedCluster,
-    notes: &mut Vec<String>,
-) -> Vec<(ResourceId, Option<VirtualNetwork>)> {
-    let ids = cluster.vnet_ids();
-    if !ids.is_empty() {
-        let mut out = Vec::new();
-        for id in ids {
-            match arm.get_vnet(&id).await {
-                Ok(v) => out.push((id, Some(v))),
-                Err(e) => {
-                    notes.push(format!(
-                        "cluster VNet {} could not be read: {}",
-                        id.name(),
-                        short_error(&e)
-                    ));
-                    out.push((id, None));
-                }
-            }
-        }
-        return out;
-    }
-    let Some(nrg) = cluster.properties.node_resource_group.as_deref() else {
-        notes.push("the cluster has no node resource group, so its VNet is unknown".into());
-        return Vec::new();
-    };
-    match arm
-        .list_vnets_in_group(cluster.id.subscription(), nrg)
-        .await
-    {
-        Ok(vnets) => {
-            if vnets.is_empty() {
-                notes.push(format!("no VNet found in the node resource group {nrg}"));
-            }
-            vnets.into_iter().map(|v| (v.id.clone(), Some(v))).collect()
-        }
-        Err(e) => {
-            notes.push(format!(
-                "the managed VNet in {nrg} could not be listed: {}",
-                short_error(&e)
-            ));
-            Vec::new()
-        }
-    }
 }
 
 struct Candidate {
@@ -549,11 +360,11 @@ async fn search<A: ArmRead + ?Sized>(
     cluster: &ManagedCluster,
 ) -> Result<Discovery, DiscoveryError> {
     let mut notes = Vec::new();
-    let vnets = cluster_vnets(arm, cluster, &mut notes).await;
+    let vnets = network::cluster_vnets(arm, cluster, &mut notes).await;
     let aks_ids: Vec<ResourceId> = vnets.iter().map(|(id, _)| id.clone()).collect();
     let mut peered: Vec<ResourceId> = Vec::new();
     for (_, v) in &vnets {
-        if let Some(v) = v {
+        if let Lookup::Found(v) = v {
             for p in v.connected_peers() {
                 if !peered.contains(p) && !aks_ids.contains(p) {
                     peered.push(p.clone());
@@ -561,7 +372,7 @@ async fn search<A: ArmRead + ?Sized>(
             }
         }
     }
-    let aks_side_unreadable = vnets.iter().any(|(_, v)| v.is_none());
+    let aks_side_unreadable = vnets.iter().any(|(_, v)| !matches!(v, Lookup::Found(_)));
     let unfiltered = aks_ids.is_empty();
     if unfiltered {
         notes.push("the cluster's VNet is unknown, so Bastions were not filtered by VNet".into());
@@ -606,11 +417,7 @@ async fn search<A: ArmRead + ?Sized>(
                 if e.is_authorization_failed() {
                     denied.push(scope.label());
                 }
-                searched.push(format!(
-                    "{} (could not list: {})",
-                    scope.label(),
-                    short_error(&e)
-                ));
+                searched.push(format!("{} (could not list: {})", scope.label(), e.brief()));
                 continue;
             }
         };
@@ -730,303 +537,11 @@ fn choose(
     })
 }
 
-/// An in-memory [`ArmRead`] for tests.
-#[cfg(test)]
-pub(crate) mod fake {
-    use std::collections::{HashMap, HashSet};
-    use std::sync::Mutex;
-
-    use super::*;
-    use crate::error::ServiceError;
-
-    pub(crate) fn service(status: u16, code: &str, path: &str) -> ArmError {
-        service_with(status, code, &format!("{code} for {path}"), path)
-    }
-
-    pub(crate) fn service_with(status: u16, code: &str, message: &str, path: &str) -> ArmError {
-        ServiceError {
-            status,
-            code: Some(code.to_owned()),
-            message: message.to_owned(),
-            target: None,
-            details: Vec::new(),
-            method: "GET".into(),
-            resource: path.to_owned(),
-            request_id: None,
-            correlation_id: None,
-            client_request_id: None,
-        }
-        .into()
-    }
-
-    /// Resources by id, plus scopes that answer 403.
-    #[derive(Default)]
-    pub(crate) struct FakeArm {
-        pub bastions: Vec<BastionHost>,
-        pub clusters: Vec<ManagedCluster>,
-        pub vnets: Vec<VirtualNetwork>,
-        pub pips: Vec<PublicIpAddress>,
-        pub permissions: HashMap<ResourceId, Vec<Permission>>,
-        pub zone_links: HashMap<ResourceId, Vec<VirtualNetworkLink>>,
-        pub zones: Vec<ResourceId>,
-        /// Kubeconfig YAML per cluster id: (user, admin).
-        pub kubeconfigs: HashMap<ResourceId, (String, String)>,
-        /// Ids or scopes (RG/subscription ids) that answer 403.
-        pub forbidden: HashSet<ResourceId>,
-        pub calls: Mutex<Vec<String>>,
-    }
-
-    impl FakeArm {
-        fn log(&self, call: String) {
-            if let Ok(mut c) = self.calls.lock() {
-                c.push(call);
-            }
-        }
-
-        pub(crate) fn calls(&self) -> Vec<String> {
-            self.calls.lock().map(|c| c.clone()).unwrap_or_default()
-        }
-
-        fn check(&self, id: &ResourceId) -> Result<(), ArmError> {
-            if self.forbidden.iter().any(|f| f.contains(id)) {
-                return Err(service(403, "AuthorizationFailed", id.as_str()));
-            }
-            Ok(())
-        }
-
-        fn get<T: Clone>(
-            &self,
-            items: &[T],
-            id: &ResourceId,
-            key: impl Fn(&T) -> &ResourceId,
-        ) -> Result<T, ArmError> {
-            self.check(id)?;
-            items
-                .iter()
-                .find(|x| key(x) == id)
-                .cloned()
-                .ok_or_else(|| service(404, "ResourceNotFound", id.as_str()))
-        }
-
-        fn in_group<T: Clone>(
-            &self,
-            items: &[T],
-            sub: &str,
-            rg: &str,
-            key: impl Fn(&T) -> &ResourceId,
-        ) -> Result<Vec<T>, ArmError> {
-            let scope = ResourceId::for_resource_group(sub, rg)?;
-            self.check(&scope)?;
-            Ok(items
-                .iter()
-                .filter(|x| scope.contains(key(x)))
-                .cloned()
-                .collect())
-        }
-    }
-
-    #[async_trait]
-    impl ArmRead for FakeArm {
-        async fn get_bastion(&self, id: &ResourceId) -> Result<BastionHost, ArmError> {
-            self.log(format!("get_bastion {id}"));
-            self.get(&self.bastions, id, |b| &b.id)
-        }
-        async fn list_bastions_in_group(
-            &self,
-            sub: &str,
-            rg: &str,
-        ) -> Result<Vec<BastionHost>, ArmError> {
-            self.log(format!("list_bastions {sub}/{rg}"));
-            self.in_group(&self.bastions, sub, rg, |b| &b.id)
-        }
-        async fn list_bastions_in_subscription(
-            &self,
-            sub: &str,
-        ) -> Result<Vec<BastionHost>, ArmError> {
-            self.log(format!("list_bastions {sub}"));
-            let scope = ResourceId::for_subscription(sub)?;
-            self.check(&scope)?;
-            Ok(self
-                .bastions
-                .iter()
-                .filter(|b| scope.contains(&b.id))
-                .cloned()
-                .collect())
-        }
-        async fn get_cluster(&self, id: &ResourceId) -> Result<ManagedCluster, ArmError> {
-            self.log(format!("get_cluster {id}"));
-            self.get(&self.clusters, id, |c| &c.id)
-        }
-        async fn get_vnet(&self, id: &ResourceId) -> Result<VirtualNetwork, ArmError> {
-            self.log(format!("get_vnet {id}"));
-            self.get(&self.vnets, id, |v| &v.id)
-        }
-        async fn list_vnets_in_group(
-            &self,
-            sub: &str,
-            rg: &str,
-        ) -> Result<Vec<VirtualNetwork>, ArmError> {
-            self.log(format!("list_vnets {sub}/{rg}"));
-            self.in_group(&self.vnets, sub, rg, |v| &v.id)
-        }
-        async fn get_public_ip(&self, id: &ResourceId) -> Result<PublicIpAddress, ArmError> {
-            self.log(format!("get_public_ip {id}"));
-            self.get(&self.pips, id, |p| &p.id)
-        }
-        async fn permissions(&self, scope: &ResourceId) -> Result<Vec<Permission>, ArmError> {
-            self.log(format!("permissions {scope}"));
-            self.check(scope)?;
-            Ok(self
-                .permissions
-                .iter()
-                .filter(|(s, _)| s.contains(scope))
-                .flat_map(|(_, p)| p.clone())
-                .collect())
-        }
-        async fn list_private_dns_zones(
-            &self,
-            sub: &str,
-            rg: &str,
-        ) -> Result<Vec<ResourceId>, ArmError> {
-            self.log(format!("list_zones {sub}/{rg}"));
-            self.in_group(&self.zones, sub, rg, |z| z)
-        }
-        async fn list_zone_links(
-            &self,
-            zone: &ResourceId,
-        ) -> Result<Vec<VirtualNetworkLink>, ArmError> {
-            self.log(format!("list_zone_links {zone}"));
-            self.check(zone)?;
-            self.zone_links
-                .get(zone)
-                .cloned()
-                .ok_or_else(|| service(404, "ParentResourceNotFound", zone.as_str()))
-        }
-        async fn list_cluster_credential(
-            &self,
-            cluster: &ResourceId,
-            admin: bool,
-            _server_fqdn: Option<&str>,
-        ) -> Result<CredentialResults, ArmError> {
-            use base64::Engine as _;
-            self.log(format!("list_cluster_credential {cluster} admin={admin}"));
-            let c = self.get(&self.clusters, cluster, |c| &c.id)?;
-            if admin && c.properties.disable_local_accounts {
-                return Err(service_with(
-                    400,
-                    "BadRequest",
-                    "Getting static credential is not allowed because this cluster is set to disable local accounts.",
-                    cluster.as_str(),
-                ));
-            }
-            let (name, yaml) = match self.kubeconfigs.get(cluster) {
-                Some((u, a)) => {
-                    if admin {
-                        ("clusterAdmin", a.clone())
-                    } else {
-                        ("clusterUser", u.clone())
-                    }
-                }
-                None => return Ok(CredentialResults::default()),
-            };
-            Ok(serde_json::from_value(serde_json::json!({"kubeconfigs": [{
-                "name": name,
-                "value": base64::engine::general_purpose::STANDARD.encode(yaml)
-            }]}))
-            .map_err(|e| ArmError::InvalidArgument(e.to_string()))?)
-        }
-    }
-}
-
-/// Fixtures shared by the discovery and pre-flight tests.
-#[cfg(test)]
-pub(crate) mod fixtures {
-    use serde_json::json;
-
-    use super::*;
-
-    pub const CLUSTER_SUB: &str = "22222222-2222-2222-2222-222222222222";
-    pub const HUB_SUB: &str = "11111111-1111-1111-1111-111111111111";
-    pub const NRG: &str = "MC_aks-rg_myaks_eastus";
-
-    pub fn vnet_id(sub: &str, rg: &str, name: &str) -> String {
-        format!(
-            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/virtualNetworks/{name}"
-        )
-    }
-
-    pub fn spoke() -> String {
-        vnet_id(CLUSTER_SUB, "spoke-rg", "spoke-vnet")
-    }
-
-    pub fn hub() -> String {
-        vnet_id(HUB_SUB, "hub-rg", "hub-vnet")
-    }
-
-    pub fn cluster(private: bool) -> ManagedCluster {
-        let mut v = json!({
-          "id": format!("/subscriptions/{CLUSTER_SUB}/resourcegroups/aks-rg/providers/Microsoft.ContainerService/managedClusters/myaks"),
-          "name": "myaks", "location": "eastus", "sku": {"name": "Base", "tier": "Free"},
-          "properties": {
-            "fqdn": "myaks-dns-ee788a1f.hcp.eastus.azmk8s.io",
-            "agentPoolProfiles": [{"name": "nodepool1", "vnetSubnetID": format!("{}/subnets/aks-nodes", spoke())}],
-            "apiServerAccessProfile": {},
-            "nodeResourceGroup": NRG,
-            "disableLocalAccounts": false
-          }
-        });
-        if private {
-            v["properties"]["privateFQDN"] = json!(
-                "myaks-dns-aae7e0f0.5cef6058-b6b5-414d-8cb1-4bd14eb0b15c.privatelink.eastus.azmk8s.io"
-            );
-            v["properties"]["apiServerAccessProfile"] = json!({
-                "enablePrivateCluster": true, "enablePrivateClusterPublicFQDN": true, "privateDNSZone": "system"
-            });
-        }
-        serde_json::from_value(v).unwrap()
-    }
-
-    pub fn bastion(
-        sub: &str,
-        rg: &str,
-        name: &str,
-        vnet: &str,
-        sku: &str,
-        tunneling: bool,
-    ) -> BastionHost {
-        serde_json::from_value(json!({
-            "id": format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/bastionHosts/{name}"),
-            "name": name, "location": "eastus", "sku": {"name": sku},
-            "properties": {
-                "provisioningState": "Succeeded",
-                "dnsName": format!("bst-{name}.bastion.azure.com"),
-                "enableTunneling": tunneling,
-                "ipConfigurations": [{"name": "ipconf", "properties": {
-                    "subnet": {"id": format!("{vnet}/subnets/AzureBastionSubnet")},
-                    "publicIPAddress": {"id": format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/publicIPAddresses/{name}-pip")}
-                }}]
-            }
-        }))
-        .unwrap()
-    }
-
-    pub fn vnet(id: &str, peers: &[(&str, &str)]) -> VirtualNetwork {
-        let peerings: Vec<_> = peers
-            .iter()
-            .map(|(r, s)| json!({"name": "p", "properties": {"peeringState": s, "remoteVirtualNetwork": {"id": r}}}))
-            .collect();
-        serde_json::from_value(
-            json!({"id": id, "properties": {"virtualNetworkPeerings": peerings}}),
-        )
-        .unwrap()
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::fake::FakeArm;
-    use super::fixtures::*;
     use super::*;
+    use crate::testing::FakeArm;
+    use crate::testing::fixtures::*;
 
     fn rid(s: &str) -> ResourceId {
         s.parse().unwrap()
@@ -1358,7 +873,7 @@ mod tests {
             msg.contains("bastionHosts/a") && msg.contains("bastionHosts/b"),
             "{msg}"
         );
-        assert!(msg.contains("--bastion <resource id>"));
+        assert!(msg.contains("choose one by its resource id"));
     }
 
     #[test]

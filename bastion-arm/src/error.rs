@@ -1,9 +1,10 @@
 //! The error type of bastion-arm.
 //!
-//! ARM answers errors with `{"error":{"code","message","target"?,"details"?}}` (spec §2.1), some
-//! resource providers with the bare inner object. [`ArmError::Service`] keeps the HTTP status,
-//! the ARM `code`, the `message` and the request ids; callers branch on the predicates
-//! ([`ArmError::is_not_found`], [`ArmError::is_authorization_failed`], …), never on message text.
+//! ARM answers errors with `{"error":{"code","message","target"?,"details"?}}`, some resource
+//! providers with the bare inner object (see docs/arm-and-aks.md#arm-errors).
+//! [`ArmError::Service`] keeps the HTTP status, the ARM `code`, the `message` and the request
+//! ids; callers branch on the predicates ([`ArmError::is_not_found`],
+//! [`ArmError::is_authorization_failed`], …), never on message text.
 
 use std::fmt;
 
@@ -139,7 +140,7 @@ impl ServiceError {
             400 if code.eq_ignore_ascii_case("BadRequest")
                 && self.message.contains("disable local accounts") =>
             {
-                Some("the cluster has local accounts disabled: drop `--admin` and use user credentials".into())
+                Some("the cluster has local accounts disabled: use the user credentials instead of the admin ones".into())
             }
             400 if code.eq_ignore_ascii_case("MissingApiVersionParameter")
                 || code.eq_ignore_ascii_case("InvalidApiVersionParameter") =>
@@ -219,6 +220,16 @@ impl ArmError {
         }
     }
 
+    /// The short form for report rows and search notes: `HTTP 403 AuthorizationFailed`,
+    /// `HTTP 500`, or the whole message when ARM did not answer.
+    pub(crate) fn brief(&self) -> String {
+        match (self.status(), self.code()) {
+            (Some(s), Some(c)) => format!("HTTP {s} {c}"),
+            (Some(s), None) => format!("HTTP {s}"),
+            _ => self.to_string(),
+        }
+    }
+
     /// The ARM error `code`, if ARM sent one.
     pub fn code(&self) -> Option<&str> {
         self.service().and_then(|e| e.code.as_deref())
@@ -281,7 +292,7 @@ impl ArmError {
         self.service().is_some_and(|e| e.status >= 500)
     }
 
-    /// 400 `BadRequest` because the cluster has local accounts disabled (`--admin`).
+    /// 400 `BadRequest` for admin credentials because the cluster has local accounts disabled.
     pub fn is_local_accounts_disabled(&self) -> bool {
         self.service().is_some_and(|e| {
             e.status == 400
@@ -457,6 +468,6 @@ mod tests {
             "/x",
         );
         assert!(e.is_local_accounts_disabled());
-        assert!(e.to_string().contains("--admin"));
+        assert!(e.to_string().contains("use the user credentials instead"));
     }
 }

@@ -1,172 +1,16 @@
-//! Networking models (VNets with peerings, public IPs, private DNS zone links) and the network
-//! pre-flight checks N2–N5 as pure functions over fetched models (`arm-and-aks.md` §8).
+//! The network pre-flight checks N2–N5 as pure functions over fetched models (see
+//! docs/arm-and-aks.md#network-checks), and the read of the cluster's VNets that they and the
+//! Bastion discovery share.
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 
-use crate::aks::ManagedCluster;
-use crate::bastion::SubResource;
-use crate::preflight::{Finding, Status};
-use crate::resource_id::{ResourceId, lenient_id, null_as_default};
-
-/// A virtual network.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VirtualNetwork {
-    /// The VNet id.
-    pub id: ResourceId,
-    /// The VNet name.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub name: String,
-    /// Azure region.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub location: String,
-    /// `properties`.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub properties: VirtualNetworkProperties,
-}
-
-/// `properties` of a VNet.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct VirtualNetworkProperties {
-    /// Address space.
-    #[serde(deserialize_with = "null_as_default")]
-    pub address_space: AddressSpace,
-    /// Subnets.
-    #[serde(deserialize_with = "null_as_default")]
-    pub subnets: Vec<Subnet>,
-    /// Peerings from this VNet.
-    #[serde(deserialize_with = "null_as_default")]
-    pub virtual_network_peerings: Vec<VirtualNetworkPeering>,
-}
-
-/// `addressSpace`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct AddressSpace {
-    /// CIDR prefixes.
-    #[serde(deserialize_with = "null_as_default")]
-    pub address_prefixes: Vec<String>,
-}
-
-/// A subnet reference inside a VNet.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Subnet {
-    /// Subnet id.
-    #[serde(deserialize_with = "lenient_id")]
-    pub id: Option<ResourceId>,
-    /// Subnet name.
-    pub name: Option<String>,
-}
-
-/// One peering of a VNet.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct VirtualNetworkPeering {
-    /// Peering name.
-    pub name: Option<String>,
-    /// `properties`.
-    #[serde(deserialize_with = "null_as_default")]
-    pub properties: PeeringProperties,
-}
-
-/// `properties` of a peering.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct PeeringProperties {
-    /// `Initiated`, `Connected` or `Disconnected`.
-    pub peering_state: Option<String>,
-    /// The other VNet.
-    pub remote_virtual_network: Option<SubResource>,
-}
-
-/// A public IP address.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PublicIpAddress {
-    /// The PIP id.
-    pub id: ResourceId,
-    /// The PIP name.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub name: String,
-    /// `properties`.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub properties: PublicIpProperties,
-}
-
-/// `properties` of a public IP.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct PublicIpProperties {
-    /// The address (absent while a dynamic IP is unallocated).
-    pub ip_address: Option<String>,
-    /// `Static` or `Dynamic`.
-    #[serde(rename = "publicIPAllocationMethod")]
-    pub public_ip_allocation_method: Option<String>,
-}
-
-/// A private DNS zone's virtual network link.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct VirtualNetworkLink {
-    /// The link id.
-    #[serde(deserialize_with = "lenient_id")]
-    pub id: Option<ResourceId>,
-    /// The link name.
-    pub name: Option<String>,
-    /// `properties`.
-    #[serde(deserialize_with = "null_as_default")]
-    pub properties: VirtualNetworkLinkProperties,
-}
-
-/// `properties` of a VNet link.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct VirtualNetworkLinkProperties {
-    /// The linked VNet.
-    pub virtual_network: Option<SubResource>,
-    /// `InProgress` or `Completed`.
-    pub virtual_network_link_state: Option<String>,
-    /// Auto-registration.
-    pub registration_enabled: Option<bool>,
-    /// Provisioning state.
-    pub provisioning_state: Option<String>,
-}
-
-impl VirtualNetwork {
-    /// The VNets this one has a `Connected` peering to.
-    pub fn connected_peers(&self) -> Vec<&ResourceId> {
-        self.properties
-            .virtual_network_peerings
-            .iter()
-            .filter(|p| {
-                p.properties
-                    .peering_state
-                    .as_deref()
-                    .is_some_and(|s| s.eq_ignore_ascii_case("Connected"))
-            })
-            .filter_map(|p| p.properties.remote_virtual_network.as_ref().map(|r| &r.id))
-            .collect()
-    }
-
-    /// The state of this VNet's peering to `remote`, if there is one.
-    pub fn peering_state_to(&self, remote: &ResourceId) -> Option<&str> {
-        self.properties
-            .virtual_network_peerings
-            .iter()
-            .find(|p| {
-                p.properties
-                    .remote_virtual_network
-                    .as_ref()
-                    .is_some_and(|r| &r.id == remote)
-            })
-            .map(|p| p.properties.peering_state.as_deref().unwrap_or("unknown"))
-    }
-}
+use crate::error::ArmError;
+use crate::model::{ManagedCluster, PublicIpAddress, VirtualNetwork, VirtualNetworkLink};
+use crate::read::ArmRead;
+use crate::report::{Finding, Status};
+use crate::resource_id::ResourceId;
 
 /// A resource that was looked up for a check: found, absent, or unreadable (with the reason).
 #[derive(Debug, Clone)]
@@ -177,6 +21,68 @@ pub enum Lookup<T> {
     Absent,
     /// The read failed (403, 404, …): the check becomes UNKNOWN.
     Unreadable(String),
+}
+
+impl<T> Lookup<T> {
+    /// The result of a read: `Found`, `Absent` on not-found, `Unreadable` on any other error.
+    pub(crate) fn from_read(read: Result<T, ArmError>) -> Self {
+        match read {
+            Ok(v) => Lookup::Found(v),
+            Err(e) if e.is_not_found() => Lookup::Absent,
+            Err(e) => Lookup::Unreadable(e.brief()),
+        }
+    }
+}
+
+/// The cluster's VNets, each with how its read went: from the agent pools, else the managed
+/// VNet(s) of the node resource group. What could not be read is also said in `notes`.
+pub(crate) async fn cluster_vnets<A: ArmRead + ?Sized>(
+    arm: &A,
+    cluster: &ManagedCluster,
+    notes: &mut Vec<String>,
+) -> Vec<(ResourceId, Lookup<VirtualNetwork>)> {
+    let ids = cluster.vnet_ids();
+    if !ids.is_empty() {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let read = arm.get_vnet(&id).await;
+            if let Err(e) = &read {
+                notes.push(format!(
+                    "cluster VNet {} could not be read: {}",
+                    id.name(),
+                    e.brief()
+                ));
+            }
+            let lookup = Lookup::from_read(read);
+            out.push((id, lookup));
+        }
+        return out;
+    }
+    let Some(nrg) = cluster.properties.node_resource_group.as_deref() else {
+        notes.push("the cluster has no node resource group, so its VNet is unknown".into());
+        return Vec::new();
+    };
+    match arm
+        .list_vnets_in_group(cluster.id.subscription(), nrg)
+        .await
+    {
+        Ok(vnets) => {
+            if vnets.is_empty() {
+                notes.push(format!("no VNet found in the node resource group {nrg}"));
+            }
+            vnets
+                .into_iter()
+                .map(|v| (v.id.clone(), Lookup::Found(v)))
+                .collect()
+        }
+        Err(e) => {
+            notes.push(format!(
+                "the managed VNet in {nrg} could not be listed: {}",
+                e.brief()
+            ));
+            Vec::new()
+        }
+    }
 }
 
 /// How two VNets relate.

@@ -1,153 +1,15 @@
-//! Pre-flight report: the shared row type ([`Finding`]) for role and network checks, and the
-//! [`Report`] with its text renderer (`arm-and-aks.md` §7, §8).
+//! The pre-flight run: the native-client gate, the role checks and the network checks, read
+//! through [`ArmRead`] into one [`Report`] (see docs/arm-and-aks.md#pre-flight-report).
 
 use std::collections::HashMap;
-use std::fmt;
-
-use serde::Serialize;
 
 use crate::access::{self, ScopeKind, ScopePermissions};
-use crate::aks::ManagedCluster;
-use crate::bastion::{BastionHost, Usage};
-use crate::discovery::ArmRead;
-use crate::error::ArmError;
-use crate::network::{self, Lookup, VirtualNetwork};
+use crate::bastion::Usage;
+use crate::model::{BastionHost, ManagedCluster, VirtualNetworkLink};
+use crate::network::{self, Lookup};
+use crate::read::ArmRead;
+use crate::report::{Finding, Report, Status};
 use crate::resource_id::ResourceId;
-
-/// The outcome of one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Status {
-    /// The condition holds.
-    Pass,
-    /// Not blocking, but the user should know.
-    Warn,
-    /// The tunnel will not work as configured; aborts unless checks are skipped.
-    Fail,
-    /// The check could not be made (e.g. a resource was unreadable).
-    Unknown,
-}
-
-impl Status {
-    /// `PASS`, `WARN`, `FAIL` or `UNKNOWN`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pass => "PASS",
-            Self::Warn => "WARN",
-            Self::Fail => "FAIL",
-            Self::Unknown => "UNKNOWN",
-        }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One row of a pre-flight report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// A short stable id: `N1`…`N5` for network checks, `R1`… for role checks.
-    pub id: String,
-    /// What was checked.
-    pub title: String,
-    /// The outcome.
-    pub status: Status,
-    /// What was found.
-    pub detail: String,
-    /// What to change, when something should change.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-}
-
-impl Finding {
-    /// A finding without a fix.
-    pub fn new(
-        id: impl Into<String>,
-        title: impl Into<String>,
-        status: Status,
-        detail: impl Into<String>,
-    ) -> Self {
-        Self {
-            id: id.into(),
-            title: title.into(),
-            status,
-            detail: detail.into(),
-            fix: None,
-        }
-    }
-
-    /// Adds the fix.
-    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
-        self.fix = Some(fix.into());
-        self
-    }
-}
-
-/// The findings of a pre-flight run, in check order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Report {
-    /// The rows.
-    pub findings: Vec<Finding>,
-}
-
-impl Report {
-    /// Appends a finding.
-    pub fn push(&mut self, finding: Finding) {
-        self.findings.push(finding);
-    }
-
-    /// Whether nothing failed (WARN and UNKNOWN do not block).
-    pub fn passed(&self) -> bool {
-        !self.findings.iter().any(|f| f.status == Status::Fail)
-    }
-
-    /// The failed findings.
-    pub fn failed(&self) -> Vec<&Finding> {
-        self.with_status(Status::Fail)
-    }
-
-    /// The findings with `status`.
-    pub fn with_status(&self, status: Status) -> Vec<&Finding> {
-        self.findings
-            .iter()
-            .filter(|f| f.status == status)
-            .collect()
-    }
-
-    /// The finding with `id`, if any.
-    pub fn get(&self, id: &str) -> Option<&Finding> {
-        self.findings.iter().find(|f| f.id == id)
-    }
-
-    /// Plain-text rendering: one line per check, then indented detail and fix lines.
-    pub fn render_text(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for finding in &self.findings {
-            writeln!(
-                f,
-                "{:<7} {:<3} {}",
-                finding.status.as_str(),
-                finding.id,
-                finding.title
-            )?;
-            if !finding.detail.is_empty() {
-                writeln!(f, "            {}", finding.detail)?;
-            }
-            if let Some(fix) = &finding.fix {
-                writeln!(f, "            fix: {fix}")?;
-            }
-        }
-        Ok(())
-    }
-}
 
 /// N1: the native-client gate for `usage`, plus N6 (WARN) for the Bastion's state warnings.
 pub fn gate_findings(bastion: &BastionHost, usage: Usage) -> Vec<Finding> {
@@ -184,62 +46,17 @@ pub fn gate_findings(bastion: &BastionHost, usage: Usage) -> Vec<Finding> {
     out
 }
 
-fn short(e: &ArmError) -> String {
-    match (e.status(), e.code()) {
-        (Some(s), Some(c)) => format!("HTTP {s} {c}"),
-        (Some(s), None) => format!("HTTP {s}"),
-        _ => e.to_string(),
-    }
-}
-
-fn lookup<T>(r: Result<T, ArmError>) -> Lookup<T> {
-    match r {
-        Ok(v) => Lookup::Found(v),
-        Err(e) if e.is_not_found() => Lookup::Absent,
-        Err(e) => Lookup::Unreadable(short(&e)),
-    }
-}
-
-/// The cluster's VNets with their lookups: from the agent pools, else the managed VNet(s) in
-/// the node resource group.
-async fn cluster_vnets<A: ArmRead + ?Sized>(
-    arm: &A,
-    cluster: &ManagedCluster,
-) -> Vec<(ResourceId, Lookup<VirtualNetwork>)> {
-    let ids = cluster.vnet_ids();
-    if ids.is_empty() {
-        let Some(nrg) = cluster.properties.node_resource_group.as_deref() else {
-            return Vec::new();
-        };
-        return match arm
-            .list_vnets_in_group(cluster.id.subscription(), nrg)
-            .await
-        {
-            Ok(vnets) => vnets
-                .into_iter()
-                .map(|v| (v.id.clone(), Lookup::Found(v)))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-    }
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let l = lookup(arm.get_vnet(&id).await);
-        out.push((id, l));
-    }
-    out
-}
-
-/// The links of the API server's private DNS zone (N3), with the §8 fallback of finding the zone
-/// among the node resource group's zones by suffix of `privateFQDN`.
+/// The links of the API server's private DNS zone (N3), with the fallback of finding the zone
+/// among the node resource group's zones by suffix of `privateFQDN` (see
+/// docs/arm-and-aks.md#n3-private-dns-link).
 async fn zone_links<A: ArmRead + ?Sized>(
     arm: &A,
     cluster: &ManagedCluster,
-) -> Lookup<Vec<network::VirtualNetworkLink>> {
+) -> Lookup<Vec<VirtualNetworkLink>> {
     if let Some(zone) = cluster.private_dns_zone_id() {
         match arm.list_zone_links(&zone).await {
             Ok(l) => return Lookup::Found(l),
-            Err(e) if !e.is_not_found() => return Lookup::Unreadable(short(&e)),
+            Err(e) if !e.is_not_found() => return Lookup::Unreadable(e.brief()),
             Err(_) => {}
         }
     }
@@ -256,7 +73,7 @@ async fn zone_links<A: ArmRead + ?Sized>(
     {
         Ok(z) => z,
         Err(e) if e.is_not_found() => return Lookup::Absent,
-        Err(e) => return Lookup::Unreadable(short(&e)),
+        Err(e) => return Lookup::Unreadable(e.brief()),
     };
     let Some(zone) = zones
         .into_iter()
@@ -264,7 +81,7 @@ async fn zone_links<A: ArmRead + ?Sized>(
     else {
         return Lookup::Absent;
     };
-    lookup(arm.list_zone_links(&zone).await)
+    Lookup::from_read(arm.list_zone_links(&zone).await)
 }
 
 /// Runs the `aks bastion` pre-flight: N1 gate (and N6 Bastion state), role checks R1–R4 through
@@ -281,13 +98,14 @@ pub async fn run_aks_preflight<A: ArmRead + ?Sized>(
         report.push(f);
     }
 
-    let aks_vnets = cluster_vnets(arm, cluster).await;
+    // Notes are for discovery; every unreadable VNet shows in the report rows.
+    let aks_vnets = network::cluster_vnets(arm, cluster, &mut Vec::new()).await;
     let bastion_vnet_id = bastion.vnet_id();
     let bastion_vnet = match &bastion_vnet_id {
         None => Lookup::Absent,
         Some(id) => match aks_vnets.iter().find(|(a, _)| a == id) {
             Some((_, l)) => l.clone(),
-            None => lookup(arm.get_vnet(id).await),
+            None => Lookup::from_read(arm.get_vnet(id).await),
         },
     };
     let peered_case = bastion_vnet_id
@@ -308,7 +126,7 @@ pub async fn run_aks_preflight<A: ArmRead + ?Sized>(
         if !required.iter().any(|r| r.scope == kind) {
             continue;
         }
-        let permissions = arm.permissions(&scope).await.map_err(|e| short(&e));
+        let permissions = arm.permissions(&scope).await.map_err(|e| e.brief());
         perms.insert(kind, ScopePermissions { scope, permissions });
     }
     for check in access::evaluate(&required, &perms) {
@@ -338,7 +156,7 @@ pub async fn run_aks_preflight<A: ArmRead + ?Sized>(
             None => Lookup::Absent,
             Some(id) => match arm.get_public_ip(id).await {
                 Ok(p) => Lookup::Found(p),
-                Err(e) => Lookup::Unreadable(short(&e)),
+                Err(e) => Lookup::Unreadable(e.brief()),
             },
         };
         if let Some(f) = network::check_authorized_ip_ranges(cluster, &pip) {
@@ -356,9 +174,9 @@ mod tests {
     use super::*;
 
     use crate::access::builtin;
-    use crate::discovery::fake::FakeArm;
-    use crate::discovery::fixtures::*;
-    use crate::network::{PublicIpAddress, VirtualNetworkLink};
+    use crate::model::PublicIpAddress;
+    use crate::testing::FakeArm;
+    use crate::testing::fixtures::*;
 
     fn rid(s: &str) -> ResourceId {
         s.parse().unwrap()
@@ -648,38 +466,5 @@ mod tests {
         let f = gate_findings(&b, Usage::Aks);
         assert_eq!(f[0].status, Status::Fail);
         assert!(f[0].detail.contains("does not support AKS clusters"));
-    }
-
-    #[test]
-    fn report_pass_fail_and_text() {
-        let mut r = Report::default();
-        r.push(Finding::new(
-            "N1",
-            "Bastion supports native client",
-            Status::Pass,
-            "Standard",
-        ));
-        r.push(Finding::new("N5", "Cluster SKU", Status::Warn, "Automatic"));
-        assert!(r.passed());
-        r.push(
-            Finding::new(
-                "N4",
-                "Authorized IP ranges",
-                Status::Fail,
-                "20.1.2.3 not allowed",
-            )
-            .with_fix("az aks update ..."),
-        );
-        assert!(!r.passed());
-        assert_eq!(r.failed().len(), 1);
-        assert_eq!(r.get("N5").unwrap().status, Status::Warn);
-        let text = r.render_text();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "PASS    N1  Bastion supports native client");
-        assert!(lines.contains(&"WARN    N5  Cluster SKU"));
-        assert!(lines.contains(&"FAIL    N4  Authorized IP ranges"));
-        assert!(lines.contains(&"            fix: az aks update ..."));
-        let json = serde_json::to_value(&r).unwrap();
-        assert_eq!(json["findings"][2]["status"], "FAIL");
     }
 }

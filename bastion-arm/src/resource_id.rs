@@ -1,4 +1,4 @@
-//! Azure Resource Manager resource ids (`arm-and-aks.md` §3).
+//! Azure Resource Manager resource ids (see docs/arm-and-aks.md#resource-ids).
 //!
 //! Ids are compared segment-wise and case-insensitively (the AKS RP returns a lowercase
 //! `resourcegroups`), but the text is kept as given so it can be sent back to ARM or to the
@@ -29,7 +29,7 @@ pub struct ResourceIdError {
 /// The level an id addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Scope {
+pub enum ResourceScope {
     /// `/subscriptions/{sub}`.
     Subscription,
     /// `/subscriptions/{sub}/resourceGroups/{rg}`.
@@ -41,7 +41,8 @@ pub enum Scope {
 /// A parsed, normalised ARM resource id.
 ///
 /// Equality and hashing are case-insensitive; [`ResourceId::as_str`] and `Display` give the text
-/// with its original casing (after the §3 normalisation of slashes).
+/// with its original casing (after the normalisation of slashes described in
+/// docs/arm-and-aks.md#resource-ids).
 #[derive(Clone)]
 pub struct ResourceId {
     /// The normalised text, original casing.
@@ -50,7 +51,7 @@ pub struct ResourceId {
     key: String,
     /// Byte ranges of the segments in `text`.
     segments: Vec<(usize, usize)>,
-    scope: Scope,
+    scope: ResourceScope,
     /// Index of the namespace segment, when a `providers` part is present.
     namespace_index: Option<usize>,
 }
@@ -107,11 +108,11 @@ impl ResourceId {
             return Err("the subscription id is missing".into());
         }
         let (scope, namespace_index) = if parts.len() == 2 {
-            (Scope::Subscription, None)
+            (ResourceScope::Subscription, None)
         } else if kw(2, "resourceGroups") {
             match parts.len() {
                 3 => return Err("the resource group name is missing".into()),
-                4 => (Scope::ResourceGroup, None),
+                4 => (ResourceScope::ResourceGroup, None),
                 _ => {
                     if !kw(4, "providers") {
                         return Err(format!(
@@ -120,12 +121,12 @@ impl ResourceId {
                         ));
                     }
                     Self::check_provider_part(parts, 5)?;
-                    (Scope::Resource, Some(5))
+                    (ResourceScope::Resource, Some(5))
                 }
             }
         } else if kw(2, "providers") {
             Self::check_provider_part(parts, 3)?;
-            (Scope::Resource, Some(3))
+            (ResourceScope::Resource, Some(3))
         } else {
             return Err(format!(
                 "expected 'resourceGroups' or 'providers' after the subscription, found {:?}",
@@ -207,7 +208,7 @@ impl ResourceId {
     /// The id of a child resource of this resource (`child_type` is one segment).
     pub fn child(&self, child_type: &str, name: &str) -> Result<Self, ResourceIdError> {
         let text = format!("{}/{child_type}/{name}", self.text);
-        if self.scope != Scope::Resource {
+        if self.scope != ResourceScope::Resource {
             return Err(ResourceIdError {
                 input: text,
                 reason: "only resources have child resources".into(),
@@ -222,7 +223,7 @@ impl ResourceId {
     }
 
     /// The level this id addresses.
-    pub fn scope(&self) -> Scope {
+    pub fn scope(&self) -> ResourceScope {
         self.scope
     }
 
@@ -277,9 +278,9 @@ impl ResourceId {
     /// The id one level up: child → parent resource → resource group → subscription → `None`.
     pub fn parent(&self) -> Option<Self> {
         let drop = match self.scope {
-            Scope::Subscription => return None,
-            Scope::ResourceGroup => 2,
-            Scope::Resource => {
+            ResourceScope::Subscription => return None,
+            ResourceScope::ResourceGroup => 2,
+            ResourceScope::Resource => {
                 let ns = self.namespace_index?;
                 if self.segments.len() > ns + 3 {
                     2
@@ -456,7 +457,7 @@ mod tests {
         let r = id(AKS);
         assert_eq!(r.as_str(), AKS);
         assert_eq!(r.to_string(), AKS);
-        assert_eq!(r.scope(), Scope::Resource);
+        assert_eq!(r.scope(), ResourceScope::Resource);
         assert_eq!(r.subscription(), "22222222-2222-2222-2222-222222222222");
         assert_eq!(r.resource_group(), Some("aks-rg"));
         assert_eq!(r.namespace(), Some("Microsoft.ContainerService"));
@@ -493,11 +494,11 @@ mod tests {
         let s = id(SUBNET);
         let vnet = s.parent().unwrap();
         let rg = vnet.parent().unwrap();
-        assert_eq!(rg.scope(), Scope::ResourceGroup);
+        assert_eq!(rg.scope(), ResourceScope::ResourceGroup);
         assert_eq!(rg.as_str(), "/subscriptions/2222/resourceGroups/spoke-rg");
         assert_eq!(rg.name(), "spoke-rg");
         let sub = rg.parent().unwrap();
-        assert_eq!(sub.scope(), Scope::Subscription);
+        assert_eq!(sub.scope(), ResourceScope::Subscription);
         assert_eq!(sub.as_str(), "/subscriptions/2222");
         assert_eq!(sub.name(), "2222");
         assert!(sub.parent().is_none());
@@ -587,11 +588,11 @@ mod tests {
     #[test]
     fn subscription_level_resource_and_scopes() {
         let sub = id("/subscriptions/s");
-        assert_eq!(sub.scope(), Scope::Subscription);
+        assert_eq!(sub.scope(), ResourceScope::Subscription);
         let rg = id("/SUBSCRIPTIONS/s/RESOURCEGROUPS/rg");
         assert_eq!(rg.resource_group(), Some("rg"));
         let r = id("/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/abc");
-        assert_eq!(r.scope(), Scope::Resource);
+        assert_eq!(r.scope(), ResourceScope::Resource);
         assert!(r.resource_group().is_none());
         assert_eq!(r.resource_type().as_deref(), Some("roleDefinitions"));
         assert_eq!(r.parent().unwrap(), sub);

@@ -69,7 +69,11 @@ async fn admin_credentials_with_local_accounts_disabled_are_a_bad_request() {
     assert_eq!(err.status(), Some(400));
     assert_eq!(err.code(), Some("BadRequest"));
     assert!(err.is_local_accounts_disabled(), "{err}");
-    assert!(err.to_string().contains("--admin"));
+    assert!(
+        err.to_string()
+            .contains("local accounts disabled: use the user credentials"),
+        "{err}"
+    );
 
     emu.with_fixtures(|f| {
         f.update_resource(&id(CLUSTER), |doc| {

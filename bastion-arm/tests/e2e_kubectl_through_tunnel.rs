@@ -7,28 +7,26 @@
 //! When kubectl is not installed the test says so loudly and makes the same request with an
 //! HTTP client through the tunnel instead.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use bastion_arm::aks::fetch_kubeconfig;
-use bastion_arm::bastion::Usage;
-use bastion_arm::discovery::discover_bastion;
-use bastion_arm::kubeconfig::{ClusterSelector, Kubeconfig, write_atomic};
-use bastion_arm::resource_id::ResourceId;
-use bastion_core::{Endpoint, LocalListener, StaticTokenCredential, Target, Tunnel, TunnelConfig};
+use bastion_arm::{
+    ClusterSelector, Kubeconfig, ResourceId, Usage, discover_bastion, fetch_kubeconfig,
+    run_aks_preflight,
+};
+use bastion_core::{HttpsConfig, LocalListener, StaticTokenCredential, Target, Tunnel};
 use bastion_emulator::Sandbox;
-use bastion_emulator::sandbox::{FULL_ACCESS_USER, HUB_BASTION, PRIVATE_CLUSTER, PRIVATE_FQDN};
+use bastion_emulator::sandbox::{HUB_BASTION, PRIVATE_FQDN};
+use common::{https_client, kubectl, sandbox_cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_pods_through_the_bastion_tunnel() {
     let sandbox = Sandbox::start().await.unwrap();
-    let arm = sandbox.arm_client(FULL_ACCESS_USER).unwrap();
 
     // 1. The cluster, and its Bastion found without being named (hub-spoke peering).
-    let cluster = arm
-        .get_cluster(&ResourceId::parse(PRIVATE_CLUSTER).unwrap())
-        .await
-        .unwrap();
+    let (arm, cluster) = sandbox_cluster(&sandbox).await;
     assert!(cluster.is_private());
     let discovery = discover_bastion(&arm, &cluster, None).await.unwrap();
     assert!(
@@ -43,8 +41,7 @@ async fn kubectl_get_pods_through_the_bastion_tunnel() {
     let plan = discovery.bastion.native_client_support(Usage::Aks).unwrap();
 
     // 2. Pre-flight: SKU, native client, roles, network.
-    let report =
-        bastion_arm::preflight::run_aks_preflight(&arm, &cluster, &discovery.bastion, false).await;
+    let report = run_aks_preflight(&arm, &cluster, &discovery.bastion, false).await;
     assert!(report.passed(), "{}", report.render_text());
 
     // 3. Credentials, whose server is the private FQDN.
@@ -52,13 +49,13 @@ async fn kubectl_get_pods_through_the_bastion_tunnel() {
     let mut kubeconfig = Kubeconfig::parse(&yaml).unwrap();
 
     // 4. The tunnel: bound once, before the kubeconfig is written.
-    let mut config = TunnelConfig::new(
-        Endpoint::parse(&plan.host).unwrap(),
-        Target::resource(cluster.id.as_str(), 443).unwrap(),
-    );
-    config.kind = plan.kind;
-    config.http.extra_root_ca_pem = Some(sandbox.ca_pem().into_bytes());
-    config.http.resolve = sandbox.resolve();
+    let https = HttpsConfig {
+        extra_root_ca_pem: Some(sandbox.ca_pem().into_bytes()),
+        resolve: sandbox.resolve(),
+        ..HttpsConfig::default()
+    };
+    let target = Target::resource(cluster.id.as_str(), 443).unwrap();
+    let config = plan.tunnel_config(target, arm.scope(), https).unwrap();
     let credential = Arc::new(StaticTokenCredential::from_jwt(sandbox.default_token()));
     let tunnel = Tunnel::new(config, credential).unwrap();
     let listener = LocalListener::bind_loopback(0).await.unwrap();
@@ -92,35 +89,22 @@ async fn kubectl_get_pods_through_the_bastion_tunnel() {
     );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config");
-    write_atomic(&path, &kubeconfig.to_yaml().unwrap()).unwrap();
+    kubeconfig.write(&path).unwrap();
 
     // 6. The real kubectl through the tunnel.
-    let kubectl = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&path)
-        .args(["get", "pods", "-A"])
-        .kill_on_drop(true)
-        .output();
-    match tokio::time::timeout(Duration::from_secs(60), kubectl).await {
-        Ok(Ok(out)) => {
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(out.status.success(), "kubectl failed: {text}");
+    match kubectl(&path, &["get", "pods", "-A"]).await {
+        Some((ok, text)) => {
+            assert!(ok, "kubectl failed: {text}");
             assert!(text.contains("coredns"), "{text}");
             assert!(text.contains("Running"), "{text}");
         }
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+        None => {
             eprintln!(
                 "\n!!!!! kubectl IS NOT INSTALLED: checking with an HTTP client instead !!!!!\n"
             );
             let pods = http_get_pods_through_tunnel(&sandbox, port, &kubeconfig).await;
             assert!(pods.contains("coredns"), "{pods}");
         }
-        Ok(Err(e)) => panic!("kubectl could not run: {e}"),
-        Err(_) => panic!("kubectl did not finish within 60 s"),
     }
     assert!(
         sandbox.bastion().stats().tokens_issued >= 1,
@@ -147,18 +131,15 @@ async fn http_get_pods_through_tunnel(
     port: u16,
     kubeconfig: &Kubeconfig,
 ) -> String {
-    let token = kubeconfig.as_value()["users"][0]["user"]["token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let client = bastion_core::HttpsClient::new(bastion_core::HttpsConfig {
-        extra_root_ca_pem: Some(sandbox.ca_pem().into_bytes()),
-        resolve: vec![(PRIVATE_FQDN.to_owned(), "127.0.0.1".parse().unwrap())],
-        ..Default::default()
-    })
-    .unwrap();
+    let access = kubeconfig.api_server_access().unwrap();
+    assert_eq!(access.tls_server_name, PRIVATE_FQDN);
+    let token = access.credentials.token.unwrap();
+    let client = https_client(
+        &sandbox.ca_pem(),
+        vec![(PRIVATE_FQDN.to_owned(), "127.0.0.1".parse().unwrap())],
+    );
     let req = http::Request::get(format!("https://{PRIVATE_FQDN}:{port}/api/v1/pods"))
-        .header("Authorization", format!("Bearer {token}"))
+        .header("Authorization", format!("Bearer {}", token.expose()))
         .body(bytes::Bytes::new())
         .unwrap();
     let resp = client.send(req).await.unwrap();

@@ -1,9 +1,11 @@
 //! The Kubernetes API stand-in serves discovery, lists and server-side tables over HTTPS for
 //! the cluster's FQDNs, and only to the bearer tokens it was given.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr};
 
-use bastion_core::{HttpsClient, HttpsConfig};
+use bastion_core::HttpsClient;
 use bastion_emulator::TestCa;
 use bastion_emulator::{KubeApiServer, KubeApiServerConfig};
 use serde_json::Value;
@@ -46,12 +48,10 @@ async fn lists_tables_and_authentication() {
     .await
     .unwrap();
     kube.accept_token("user-token", "clusterUser");
-    let client = HttpsClient::new(HttpsConfig {
-        extra_root_ca_pem: Some(ca.ca_pem().into_bytes()),
-        resolve: vec![(FQDN.into(), IpAddr::V4(Ipv4Addr::LOCALHOST))],
-        ..HttpsConfig::default()
-    })
-    .unwrap();
+    let client = common::https_client(
+        &ca.ca_pem(),
+        vec![(FQDN.into(), IpAddr::V4(Ipv4Addr::LOCALHOST))],
+    );
     let port = kube.addr().port();
 
     let (status, body) = get(&client, port, "/api/v1/nodes", None, "application/json").await;

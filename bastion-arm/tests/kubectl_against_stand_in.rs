@@ -2,48 +2,24 @@
 //! the kubeconfig the ARM emulator hands out (server rewritten to loopback with
 //! `tls-server-name`, as the tunnel does). Skipped when kubectl is not installed.
 
-use std::time::Duration;
+mod common;
 
-use bastion_arm::resource_id::ResourceId;
+use bastion_arm::{ClusterSelector, Kubeconfig};
 use bastion_emulator::Sandbox;
-use bastion_emulator::sandbox::{FULL_ACCESS_USER, PRIVATE_CLUSTER, PRIVATE_FQDN};
-
-async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> Option<(bool, String)> {
-    let child = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), child)
-        .await
-        .expect("kubectl did not finish within 60 s")
-        .ok()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some((output.status.success(), text))
-}
+use bastion_emulator::sandbox::PRIVATE_FQDN;
+use common::*;
 
 #[tokio::test]
 async fn kubectl_get_pods_and_nodes() {
     let sandbox = Sandbox::start().await.unwrap();
-    let arm = sandbox.arm_client(FULL_ACCESS_USER).unwrap();
-    let yaml = arm
-        .list_cluster_user_credential(&ResourceId::parse(PRIVATE_CLUSTER).unwrap(), None)
-        .await
-        .unwrap()
-        .decode_first()
+    let mut config = sandbox_kubeconfig(&sandbox).await;
+    let record = config
+        .point_at_tunnel(ClusterSelector::CurrentContext, sandbox.kube_addr().port())
         .unwrap();
-    let mut config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml).unwrap();
-    let cluster = &mut config["clusters"][0]["cluster"];
-    cluster["server"] = format!("https://127.0.0.1:{}/", sandbox.kube_addr().port()).into();
-    cluster["tls-server-name"] = PRIVATE_FQDN.into();
+    assert_eq!(record.tls_server_name, PRIVATE_FQDN);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config");
-    std::fs::write(&path, serde_yaml_ng::to_string(&config).unwrap()).unwrap();
+    config.write(&path).unwrap();
 
     let Some((ok, out)) = kubectl(&path, &["get", "nodes"]).await else {
         eprintln!("kubectl not installed: skipping");
@@ -68,8 +44,10 @@ async fn kubectl_get_pods_and_nodes() {
     assert!(out.contains("10.244.0.12"), "{out}");
 
     // A wrong token is refused the way a real API server refuses it.
-    config["users"][0]["user"]["token"] = "wrong".into();
-    std::fs::write(&path, serde_yaml_ng::to_string(&config).unwrap()).unwrap();
+    let access = config.api_server_access().unwrap();
+    let token = access.credentials.token.unwrap();
+    let yaml = config.to_yaml().unwrap().replace(token.expose(), "wrong");
+    Kubeconfig::parse(&yaml).unwrap().write(&path).unwrap();
     let (ok, out) = kubectl(&path, &["get", "nodes"]).await.unwrap();
     assert!(!ok);
     assert!(

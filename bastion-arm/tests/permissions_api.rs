@@ -3,7 +3,8 @@
 
 mod common;
 
-use bastion_arm::access::{self, Permission};
+use bastion_arm::access;
+use bastion_arm::model::Permission;
 use common::*;
 
 #[tokio::test]

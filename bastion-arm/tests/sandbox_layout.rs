@@ -2,14 +2,11 @@
 //! data-plane emulator, the private cluster's kubeconfig is accepted by the Kubernetes
 //! stand-in, and the restricted user cannot read the Bastion.
 
-use bastion_arm::resource_id::ResourceId;
-use bastion_core::{HttpsClient, HttpsConfig};
+mod common;
+
 use bastion_emulator::Sandbox;
 use bastion_emulator::sandbox::*;
-
-fn id(text: &str) -> ResourceId {
-    ResourceId::parse(text).unwrap()
-}
+use common::{https_client, id, sandbox_kubeconfig};
 
 #[tokio::test]
 async fn hub_spoke_layout_is_consistent() {
@@ -65,33 +62,30 @@ async fn hub_spoke_layout_is_consistent() {
 #[tokio::test]
 async fn kubeconfig_from_arm_is_accepted_by_the_kubernetes_stand_in() {
     let sandbox = Sandbox::start().await.unwrap();
-    let arm = sandbox.arm_client(FULL_ACCESS_USER).unwrap();
-    let yaml = arm
-        .list_cluster_user_credential(&id(PRIVATE_CLUSTER), None)
+    let access = sandbox_kubeconfig(&sandbox)
         .await
-        .unwrap()
-        .decode_first()
+        .api_server_access()
         .unwrap();
-    let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml).unwrap();
     assert_eq!(
-        config["clusters"][0]["cluster"]["server"].as_str().unwrap(),
-        format!("https://{PRIVATE_FQDN}:443")
+        access.server.as_str(),
+        format!("https://{PRIVATE_FQDN}/"),
+        "the private FQDN, on port 443"
     );
-    let token = config["users"][0]["user"]["token"].as_str().unwrap();
+    assert_eq!(access.tls_server_name, PRIVATE_FQDN);
+    assert_eq!(
+        access.certificate_authority.as_deref(),
+        Some(sandbox.ca_pem().as_bytes())
+    );
+    let token = access.credentials.token.unwrap();
 
     // Straight to the stand-in (the tunnel would carry this to the same place).
-    let client = HttpsClient::new(HttpsConfig {
-        extra_root_ca_pem: Some(sandbox.ca_pem().into_bytes()),
-        resolve: sandbox.resolve(),
-        ..HttpsConfig::default()
-    })
-    .unwrap();
+    let client = https_client(&sandbox.ca_pem(), sandbox.resolve());
     let req = http::Request::builder()
         .uri(format!(
             "https://{PRIVATE_FQDN}:{}/api/v1/nodes",
             sandbox.kube_addr().port()
         ))
-        .header("authorization", format!("Bearer {token}"))
+        .header("authorization", format!("Bearer {}", token.expose()))
         .body(bytes::Bytes::new())
         .unwrap();
     let resp = client.send(req).await.unwrap();

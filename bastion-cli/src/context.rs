@@ -5,15 +5,18 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 use azure_core::credentials::TokenCredential;
-use bastion_arm::client::{ArmClient, ArmClientConfig};
-use bastion_arm::credential::{Cloud, CredentialKind, build_credential};
-use bastion_arm::transport::HyperTransport;
+use bastion_arm::{
+    ArmClient, ArmClientConfig, Cloud, CredentialKind, HyperTransport, build_credential,
+};
 use bastion_core::HttpsConfig;
 use url::Url;
 
 use crate::cli::{AuthMethod, GlobalOpts};
 use crate::exit::{CliError, CliResult, Code};
 use crate::output::Output;
+
+/// How the CLI names itself in the `User-Agent`, after the library's name.
+const APPLICATION: &str = concat!("bastion-cli/", env!("CARGO_PKG_VERSION"));
 
 /// What every command gets: output, cloud, TLS trust, resolve overrides and credentials.
 pub struct Context {
@@ -124,17 +127,19 @@ impl Context {
         HttpsConfig {
             extra_root_ca_pem: self.ca_pem.clone(),
             resolve: self.resolve.clone(),
+            application: Some(APPLICATION.to_owned()),
             ..HttpsConfig::default()
         }
     }
 
-    /// ARM client settings.
+    /// ARM client settings: ARM's own timeouts and retries, with our trust, resolve overrides
+    /// and `User-Agent`.
     pub fn arm_config(&self) -> ArmClientConfig {
-        ArmClientConfig {
-            extra_root_ca_pem: self.ca_pem.clone(),
-            resolve: self.resolve.clone(),
-            ..ArmClientConfig::for_cloud(self.cloud.clone())
-        }
+        let mut config = ArmClientConfig::for_cloud(self.cloud.clone());
+        config.https.extra_root_ca_pem = self.ca_pem.clone();
+        config.https.resolve = self.resolve.clone();
+        config.https.application = Some(APPLICATION.to_owned());
+        config
     }
 
     fn transport(&self) -> CliResult<HyperTransport> {

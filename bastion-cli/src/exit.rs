@@ -217,9 +217,9 @@ impl From<bastion_core::Error> for CliError {
     }
 }
 
-impl From<bastion_arm::error::ArmError> for CliError {
-    fn from(e: bastion_arm::error::ArmError) -> Self {
-        use bastion_arm::error::ArmError as E;
+impl From<bastion_arm::ArmError> for CliError {
+    fn from(e: bastion_arm::ArmError) -> Self {
+        use bastion_arm::ArmError as E;
         let code = match &e {
             _ if e.is_not_found() => Code::NotFound,
             _ if e.is_authentication_failed() || e.is_authorization_failed() => Code::Auth,
@@ -230,17 +230,20 @@ impl From<bastion_arm::error::ArmError> for CliError {
         let err = CliError::new(code, e.to_string());
         if e.is_transport() {
             err.hint("check the network path to ARM, --arm-endpoint and --ca-file")
+        } else if e.is_local_accounts_disabled() {
+            err.hint("drop --admin to use your user credentials")
         } else {
             err
         }
     }
 }
 
-impl From<bastion_arm::bastion::NativeClientError> for CliError {
-    fn from(e: bastion_arm::bastion::NativeClientError) -> Self {
-        use bastion_arm::bastion::NativeClientError as E;
+impl From<bastion_arm::NativeClientError> for CliError {
+    fn from(e: bastion_arm::NativeClientError) -> Self {
+        use bastion_arm::NativeClientError as E;
         let code = match e {
             E::InvalidPort => Code::Usage,
+            E::InvalidDnsName { .. } => Code::Other,
             _ => Code::Preflight,
         };
         let err = CliError::new(code, e.to_string());
@@ -248,19 +251,79 @@ impl From<bastion_arm::bastion::NativeClientError> for CliError {
             E::DeveloperPortNotAllowed { .. } | E::IpConnectPortNotAllowed { .. } => {
                 err.hint("pass --allow-any-port to try another port anyway")
             }
+            E::DeveloperNotForAks { .. } | E::UnknownSku { .. } => err.hint(
+                "pass --bastion with the resource id of a Standard or Premium Bastion with native client support",
+            ),
             _ => err,
         }
     }
 }
 
-impl From<bastion_arm::resource_id::ResourceIdError> for CliError {
-    fn from(e: bastion_arm::resource_id::ResourceIdError) -> Self {
+impl From<bastion_arm::DiscoveryError> for CliError {
+    fn from(e: bastion_arm::DiscoveryError) -> Self {
+        use bastion_arm::DiscoveryError as D;
+        if let D::Arm(arm) = e {
+            return CliError::from(*arm);
+        }
+        let (code, hint) = match &e {
+            D::InvalidBastionId { .. } | D::NotABastionId { .. } => (
+                Code::Usage,
+                Some(
+                    "--bastion takes a Bastion's name or its full resource id (Microsoft.Network/bastionHosts)",
+                ),
+            ),
+            D::BastionIdNotFound { .. } => (Code::NotFound, None),
+            D::BastionNameNotFound { .. } => (
+                Code::NotFound,
+                Some("pass --bastion with the full resource id if the Bastion is elsewhere"),
+            ),
+            D::ManagedBastionNotFound { .. } => (
+                Code::NotFound,
+                Some("pass --bastion with the id or name of a Bastion to use"),
+            ),
+            // Not found where we may look, but some places refused us: an access problem.
+            D::NoBastionFound { denied, .. } if !denied.is_empty() => (
+                Code::Auth,
+                Some("pass --bastion with the Bastion's resource id"),
+            ),
+            D::NoBastionFound { .. } => (
+                Code::NotFound,
+                Some("pass --bastion with the Bastion's resource id"),
+            ),
+            D::AmbiguousName { .. } => (
+                Code::Usage,
+                Some("pass --bastion with the full resource id of the one to use"),
+            ),
+            D::Ambiguous { .. } => (Code::Usage, Some("choose one with --bastion <resource id>")),
+            _ => (Code::Other, None),
+        };
+        let err = CliError::new(code, e.to_string());
+        match hint {
+            Some(hint) => err.hint(hint),
+            None => err,
+        }
+    }
+}
+
+impl From<bastion_arm::AksError> for CliError {
+    fn from(e: bastion_arm::AksError) -> Self {
+        use bastion_arm::AksError as A;
+        match e {
+            A::LocalAccountsDisabled { .. } => CliError::new(Code::Preflight, e.to_string())
+                .hint("drop --admin to use your Microsoft Entra ID credentials"),
+            _ => CliError::new(Code::Other, e.to_string()),
+        }
+    }
+}
+
+impl From<bastion_arm::ResourceIdError> for CliError {
+    fn from(e: bastion_arm::ResourceIdError) -> Self {
         CliError::usage(e.to_string())
     }
 }
 
-impl From<bastion_arm::kubeconfig::KubeconfigError> for CliError {
-    fn from(e: bastion_arm::kubeconfig::KubeconfigError) -> Self {
+impl From<bastion_arm::KubeconfigError> for CliError {
+    fn from(e: bastion_arm::KubeconfigError) -> Self {
         CliError::new(Code::Other, e.to_string())
     }
 }

@@ -3,30 +3,20 @@
 
 mod common;
 
-use common::{ArmSandbox, run};
+use common::{ArmSandbox, assert_success, run_command};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_credentials_reach_the_cluster() {
     let s = ArmSandbox::start().await;
-    let out = run(
-        &[
-            "aks",
-            "-n",
-            "myaks",
-            "-g",
-            "aks-rg",
-            "--admin",
-            "--",
-            "sh",
-            "-c",
-            "grep 'current-context' \"$KUBECONFIG\"",
-        ],
-        &s.env(),
-    )
+    let out = run_command(s.aks(&[
+        "--admin",
+        "--",
+        "sh",
+        "-c",
+        "grep 'current-context' \"$KUBECONFIG\"",
+    ]))
     .await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (stdout, stderr) = assert_success(&out);
     assert!(stdout.contains("current-context: myaks-admin"), "{stdout}");
     assert!(stderr.contains("✓ Admin credentials of myaks"), "{stderr}");
     s.sandbox.bastion().assert_no_orphans();

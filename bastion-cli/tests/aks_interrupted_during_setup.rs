@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bastion_emulator::Fault;
-use common::{ArmSandbox, Running, bastion};
+use common::{ArmSandbox, Running};
 use rustix::process::Signal;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,10 +18,8 @@ async fn sigterm_during_a_slow_arm_call_exits_promptly() {
         Duration::from_secs(20),
     ));
     let tmp = tempfile::tempdir().unwrap();
-    let mut cmd = bastion();
-    cmd.args(["aks", "-n", "myaks", "-g", "aks-rg", "--", "true"])
-        .envs(s.env())
-        .env("TMPDIR", tmp.path())
+    let mut cmd = s.aks(&["--", "true"]);
+    cmd.env("TMPDIR", tmp.path())
         .env("RUST_LOG", "typespec_client_core=debug")
         .stdout(Stdio::null());
     let mut run = Running::spawn(cmd);
@@ -41,11 +39,7 @@ async fn sigterm_during_a_slow_arm_call_exits_promptly() {
         sent.elapsed()
     );
     assert_eq!(status.code(), Some(143), "{}", run.stderr());
-    assert!(
-        run.stderr().contains("error: interrupted by SIGTERM"),
-        "{}",
-        run.stderr()
-    );
+    run.assert_stderr_contains("error: interrupted by SIGTERM");
     assert!(!run.stderr().contains("panicked"));
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }

@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::process::Stdio;
-
-use bastion_arm::kubeconfig::Kubeconfig;
+use bastion_arm::Kubeconfig;
 use bastion_emulator::sandbox::PRIVATE_FQDN;
-use common::{ArmSandbox, WAIT, bastion};
+use common::{ArmSandbox, assert_success, run_command};
 
 const EXISTING: &str = "apiVersion: v1
 kind: Config
@@ -30,25 +28,16 @@ async fn the_users_kubeconfig_is_edited_then_restored() {
     let path = dir.path().join("config");
     std::fs::write(&path, EXISTING).unwrap();
 
-    let mut cmd = bastion();
-    cmd.args(["aks", "-n", "myaks", "-g", "aks-rg", "--kubeconfig-path"])
-        .arg(&path)
-        .args([
-            "--",
-            "sh",
-            "-c",
-            "echo \"KUBECONFIG=$KUBECONFIG\"; grep 'server:' \"$KUBECONFIG\"",
-        ])
-        .envs(s.env())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = tokio::time::timeout(WAIT, cmd.spawn().unwrap().wait_with_output())
-        .await
-        .expect("finished in time")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let out = run_command(s.aks(&[
+        "--kubeconfig-path",
+        path.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "echo \"KUBECONFIG=$KUBECONFIG\"; grep 'server:' \"$KUBECONFIG\"",
+    ]))
+    .await;
+    let (stdout, _) = assert_success(&out);
     // While the command ran: KUBECONFIG was the user's file, and myaks pointed at the tunnel.
     assert!(
         stdout.contains(&format!("KUBECONFIG={}", path.display())),

@@ -4,10 +4,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 
 use bastion_emulator::sandbox::PRIVATE_CLUSTER;
-use common::{ArmSandbox, WAIT, bastion};
+use common::{ArmSandbox, assert_nothing_left_in, assert_success, run_command};
 
 fn kubectl() -> Option<&'static str> {
     ["/usr/bin/kubectl", "/usr/local/bin/kubectl"]
@@ -45,24 +44,10 @@ async fn kubectl_lists_the_pods_and_nothing_is_left_behind() {
             vec!["sh".into(), "-c".into(), script]
         }
     };
-    let mut cmd = bastion();
-    cmd.args(["aks", "-n", "myaks", "-g", "aks-rg", "--"])
-        .args(&command)
-        .envs(s.env())
-        .env("TMPDIR", tmp.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = tokio::time::timeout(WAIT, cmd.spawn().unwrap().wait_with_output())
-        .await
-        .expect("bastion aks finished in time")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "exit {:?}\n{stdout}\n{stderr}",
-        out.status
-    );
+    let mut cmd = s.aks(&["--"]);
+    cmd.args(&command).env("TMPDIR", tmp.path());
+    let out = run_command(cmd).await;
+    let (stdout, stderr) = assert_success(&out);
     assert!(
         stdout.contains("hello-web-7c9d8f6b5d-x2x7q"),
         "pods listed:\n{stdout}\n{stderr}"
@@ -77,10 +62,5 @@ async fn kubectl_lists_the_pods_and_nothing_is_left_behind() {
     );
     s.sandbox.bastion().assert_no_orphans();
     // No kubeconfig (or anything else) left in TMPDIR.
-    let left: Vec<_> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert!(left.is_empty(), "left on disk: {left:?}");
+    assert_nothing_left_in(tmp.path());
 }

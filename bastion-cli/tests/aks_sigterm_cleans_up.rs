@@ -7,18 +7,15 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{ArmSandbox, Running, WAIT, bastion};
+use common::{ArmSandbox, Running, WAIT, assert_nothing_left_in};
 use rustix::process::Signal;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_the_command_cleans_up_everything() {
     let s = ArmSandbox::start().await;
     let tmp = tempfile::tempdir().unwrap();
-    let mut cmd = bastion();
-    cmd.args(["aks", "-n", "myaks", "-g", "aks-rg", "--", "sleep", "60"])
-        .envs(s.env())
-        .env("TMPDIR", tmp.path())
-        .stdout(Stdio::null());
+    let mut cmd = s.aks(&["--", "sleep", "60"]);
+    cmd.env("TMPDIR", tmp.path()).stdout(Stdio::null());
     let mut run = Running::spawn(cmd);
     run.wait_for_line(|l| l.starts_with("Running sleep 60"), WAIT)
         .await;
@@ -37,17 +34,7 @@ async fn sigterm_during_the_command_cleans_up_everything() {
     let status = run.wait(Duration::from_secs(20)).await;
     // sleep was terminated by the forwarded SIGTERM: 128 + 15.
     assert_eq!(status.code(), Some(143), "{}", run.stderr());
-    assert!(
-        run.stderr()
-            .contains("Tunnel closed, every session deleted"),
-        "{}",
-        run.stderr()
-    );
+    run.assert_stderr_contains("Tunnel closed, every session deleted");
     s.sandbox.bastion().assert_no_orphans();
-    let left: Vec<_> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert!(left.is_empty(), "left on disk: {left:?}");
+    assert_nothing_left_in(tmp.path());
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use bastion_emulator::sandbox::HUB_BASTION;
-use common::{ArmSandbox, CoreSandbox, assert_clean_error, run};
+use common::{ArmSandbox, CoreSandbox, assert_clean_error, myaks_args, run, run_command};
 
 const VM: &str = "/subscriptions/22222222-2222-2222-2222-222222222222/resourceGroups/vm-rg/providers/Microsoft.Compute/virtualMachines/vm1";
 
@@ -39,21 +39,7 @@ async fn unknown_bastion_is_not_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_bastion_name_for_a_cluster_is_not_found() {
     let s = ArmSandbox::start().await;
-    let out = run(
-        &[
-            "aks",
-            "-n",
-            "myaks",
-            "-g",
-            "aks-rg",
-            "--bastion",
-            "no-such-bastion",
-            "--",
-            "true",
-        ],
-        &s.env(),
-    )
-    .await;
+    let out = run_command(s.aks(&["--bastion", "no-such-bastion", "--", "true"])).await;
     let line = assert_clean_error(&out, 3);
     assert!(
         line.contains("no Bastion named 'no-such-bastion'"),
@@ -88,16 +74,7 @@ async fn invalid_resource_id_is_a_usage_error() {
 async fn invalid_bastion_id_is_a_usage_error() {
     let s = ArmSandbox::start().await;
     let out = run(
-        &[
-            "check",
-            "aks",
-            "-n",
-            "myaks",
-            "-g",
-            "aks-rg",
-            "--bastion",
-            "/subscriptions/oops",
-        ],
+        &myaks_args(&["check", "aks"], &["--bastion", "/subscriptions/oops"]),
         &s.env(),
     )
     .await;
@@ -109,21 +86,7 @@ async fn port_in_use_names_the_port() {
     let sandbox = CoreSandbox::start().await;
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();
-    let out = run(
-        &[
-            "tunnel",
-            "--bastion-endpoint",
-            &sandbox.endpoint(),
-            "--target-resource-id",
-            &sandbox.vm,
-            "--resource-port",
-            "22",
-            "--port",
-            &port,
-        ],
-        &sandbox.env(),
-    )
-    .await;
+    let out = run_command(sandbox.tunnel(&["--port", &port])).await;
     let line = assert_clean_error(&out, 2);
     assert!(
         line.contains(&format!("local port {port} is already in use")),
@@ -253,28 +216,14 @@ async fn missing_token_for_token_auth_is_explained() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_is_an_auth_failure() {
     let sandbox = CoreSandbox::start().await;
-    let mut env = sandbox.env();
     let expired = bastion_emulator::TestClaims::new(bastion_emulator::TEST_TENANT, "u")
         .expired()
         .mint();
-    for (k, v) in env.iter_mut() {
-        if k == "BASTION_TOKEN" {
-            *v = expired.clone();
-        }
-    }
     // The tunnel starts (the token is only used per connection), so use the proxy: its one
     // connection is refused.
-    let out = run(
-        &[
-            "proxy",
-            "--bastion-endpoint",
-            &sandbox.endpoint(),
-            "--target-resource-id",
-            &sandbox.vm,
-        ],
-        &env,
-    )
-    .await;
+    let mut cmd = sandbox.command(&["proxy"], &[]);
+    cmd.env("BASTION_TOKEN", &expired);
+    let out = run_command(cmd).await;
     let line = assert_clean_error(&out, 5);
     assert!(!line.contains(&expired), "the token must never be printed");
 }
@@ -282,21 +231,7 @@ async fn a_refused_token_is_an_auth_failure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_command_fails_before_any_azure_call() {
     let s = ArmSandbox::start().await;
-    let out = run(
-        &[
-            "aks",
-            "-n",
-            "myaks",
-            "-g",
-            "aks-rg",
-            "--",
-            "no-such-program-xyz",
-            "get",
-            "pods",
-        ],
-        &s.env(),
-    )
-    .await;
+    let out = run_command(s.aks(&["--", "no-such-program-xyz", "get", "pods"])).await;
     let line = assert_clean_error(&out, 2);
     assert!(
         line.contains("cannot find the command `no-such-program-xyz`"),

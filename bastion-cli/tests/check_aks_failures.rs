@@ -3,78 +3,43 @@
 
 mod common;
 
-use bastion_arm::resource_id::ResourceId;
+use bastion_arm::ResourceId;
 use bastion_emulator::sandbox::{
     BASIC_BASTION, HUB_BASTION, NO_BASTION_READER, PRIVATE_CLUSTER_NO_PUBLIC_FQDN,
 };
-use common::{ArmSandbox, assert_clean_error, run};
-
-fn row<'a>(stdout: &'a str, status_and_id: &str) -> Vec<&'a str> {
-    let lines: Vec<&str> = stdout.lines().collect();
-    let start = lines
-        .iter()
-        .position(|l| l.starts_with(status_and_id))
-        .unwrap_or_else(|| panic!("no {status_and_id} row in:\n{stdout}"));
-    lines[start..]
-        .iter()
-        .take_while(|l| l.starts_with(status_and_id) || l.starts_with("            "))
-        .copied()
-        .collect()
-}
+use common::{ArmSandbox, assert_check_failed, assert_check_passed, check, myaks_args};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caller_without_reader_on_the_bastion_gets_the_role_row() {
     let s = ArmSandbox::start().await;
-    let out = run(
-        &[
-            "check",
-            "aks",
-            "-n",
-            "myaks",
-            "-g",
-            "aks-rg",
-            "--bastion",
-            HUB_BASTION,
-        ],
+    let (out, stdout) = check(
+        &myaks_args(&["aks"], &["--bastion", HUB_BASTION]),
         &s.env_as(NO_BASTION_READER),
     )
     .await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let rows = row(&stdout, "FAIL    R3").join("\n");
+    let (rows, err) = assert_check_failed(&out, &stdout, "R3");
     assert!(rows.contains("Reader on the Bastion"), "{rows}");
     assert!(
         rows.contains("fix: ask for the 'Reader' role") && rows.contains(HUB_BASTION),
         "{rows}"
     );
-    let err = assert_clean_error(&out, 4);
     assert!(err.contains("pre-flight check failed: R3"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_sku_bastion_fails_the_native_client_row() {
     let s = ArmSandbox::start().await;
-    let out = run(
-        &[
-            "check",
-            "aks",
-            "-n",
-            "myaks",
-            "-g",
-            "aks-rg",
-            "--bastion",
-            BASIC_BASTION,
-        ],
+    let (out, stdout) = check(
+        &myaks_args(&["aks"], &["--bastion", BASIC_BASTION]),
         &s.env(),
     )
     .await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let rows = row(&stdout, "FAIL    N1").join("\n");
+    let (rows, _) = assert_check_failed(&out, &stdout, "N1");
     assert!(rows.contains("Basic SKU"), "{rows}");
     assert!(
         rows.contains("fix: az network bastion update --name basic-bastion --resource-group lab-rg --sku Standard --enable-tunneling true"),
         "{rows}"
     );
-    assert_clean_error(&out, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,24 +66,16 @@ async fn public_fqdn_disabled_cluster_without_dns_link_fails_the_dns_row() {
         "the sandbox should link privaks' zone to the hub VNet"
     );
 
-    let out = run(&["check", "aks", "-n", "privaks", "-g", "aks-rg"], &s.env()).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let rows = row(&stdout, "FAIL    N3").join("\n");
+    let (out, stdout) = check(&["aks", "-n", "privaks", "-g", "aks-rg"], &s.env()).await;
+    let (rows, _) = assert_check_failed(&out, &stdout, "N3");
     assert!(rows.contains("public FQDN disabled"), "{rows}");
     assert!(rows.contains("fix:"), "{rows}");
-    assert_clean_error(&out, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_cluster_passes_with_exit_code_zero() {
     let s = ArmSandbox::start().await;
-    let out = run(&["check", "aks", "-n", "myaks", "-g", "aks-rg"], &s.env()).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("PASS    N1"), "{stdout}");
+    let (out, stdout) = check(&myaks_args(&["aks"], &[]), &s.env()).await;
+    assert_check_passed(&out, &stdout, &["PASS    N1"]);
     assert!(!stdout.contains("FAIL"), "{stdout}");
 }

@@ -6,7 +6,7 @@ mod common;
 use bastion_emulator::sandbox::{
     BASIC_BASTION, DEVELOPER_BASTION, HUB_BASTION, PREMIUM_BASTION, PRIVATE_CLUSTER,
 };
-use common::{ArmSandbox, assert_clean_error, run};
+use common::{ArmSandbox, assert_check_failed, assert_check_passed, check};
 
 const VM: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/lab-rg/providers/Microsoft.Compute/virtualMachines/vm1";
 
@@ -38,14 +38,12 @@ async fn failing_gates_show_their_fix() {
         ),
     ];
     for (args, why, fix) in cases {
-        let mut all = vec!["check", "tunnel"];
+        let mut all = vec!["tunnel"];
         all.extend_from_slice(args);
-        let out = run(&all, &s.env()).await;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stdout.contains("FAIL    N1"), "{args:?}:\n{stdout}");
+        let (out, stdout) = check(&all, &s.env()).await;
+        let (_, line) = assert_check_failed(&out, &stdout, "N1");
         assert!(stdout.contains(why), "{args:?}: {why:?} missing:\n{stdout}");
         assert!(stdout.contains(fix), "{args:?}: {fix:?} missing:\n{stdout}");
-        let line = assert_clean_error(&out, 4);
         assert!(line.contains("bastion check tunnel"), "{line}");
     }
 }
@@ -53,9 +51,8 @@ async fn failing_gates_show_their_fix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_premium_bastion_with_ip_connect_passes() {
     let s = ArmSandbox::start().await;
-    let out = run(
+    let (out, stdout) = check(
         &[
-            "check",
             "tunnel",
             "-n",
             PREMIUM_BASTION,
@@ -65,12 +62,5 @@ async fn a_premium_bastion_with_ip_connect_passes() {
         &s.env(),
     )
     .await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("PASS    N1"), "{stdout}");
-    assert!(stdout.contains("PASS    R3"), "{stdout}");
+    assert_check_passed(&out, &stdout, &["PASS    N1", "PASS    R3"]);
 }

@@ -2,18 +2,12 @@
 
 mod common;
 
-use common::run;
+use common::{assert_success, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_finishes_successfully() {
     let out = run(&["demo"], &[]).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "exit {:?}\n{stdout}\n{stderr}",
-        out.status
-    );
+    let (stdout, stderr) = assert_success(&out);
     assert!(
         stdout.contains("hello-web-7c9d8f6b5d-x2x7q"),
         "{stdout}\n{stderr}"
@@ -32,13 +26,7 @@ async fn demo_finishes_successfully() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_without_kubectl_uses_the_built_in_client() {
     let out = run(&["demo", "--no-kubectl"], &[]).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "exit {:?}\n{stdout}\n{stderr}",
-        out.status
-    );
+    let (stdout, stderr) = assert_success(&out);
     assert!(
         stdout.contains("hello-web-7c9d8f6b5d-x2x7q"),
         "{stdout}\n{stderr}"
@@ -49,12 +37,7 @@ async fn demo_without_kubectl_uses_the_built_in_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_in_json_prints_one_object_per_line() {
     let out = run(&["--output", "json", "demo", "--no-kubectl"], &[]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (stdout, _) = assert_success(&out);
     let events: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))

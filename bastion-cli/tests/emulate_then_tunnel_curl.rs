@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Running, WAIT, bastion, start_emulate};
+use bastion_emulator::sandbox_vm::VM_BASTION;
+use common::{WAIT, spawn_emulated_vm_tunnel, start_emulate};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_reaches_the_sandbox_vm_through_the_tunnel() {
@@ -24,24 +24,7 @@ async fn curl_reaches_the_sandbox_vm_through_the_tunnel() {
         );
     }
 
-    let vm = "/subscriptions/22222222-2222-2222-2222-222222222222/resourceGroups/vm-rg/providers/Microsoft.Compute/virtualMachines/vm1";
-    let mut tunnel_cmd = bastion();
-    tunnel_cmd
-        .args([
-            "tunnel",
-            "-n",
-            "vm-bastion",
-            "-g",
-            "vm-rg",
-            "--target-resource-id",
-            vm,
-            "--resource-port",
-            "80",
-        ])
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdout(Stdio::null());
-    let mut tunnel = Running::spawn(tunnel_cmd);
-    let port = tunnel.ready_port().await;
+    let (mut tunnel, port) = spawn_emulated_vm_tunnel(&env, VM_BASTION, "80").await;
 
     for _ in 0..2 {
         let curl = tokio::process::Command::new("curl")

@@ -5,9 +5,9 @@ mod common;
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{CoreSandbox, WAIT, bastion};
+use common::{CoreSandbox, WAIT, exit_status, read_stderr, spawn_proxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -65,48 +65,27 @@ async fn identity_endpoint(token: String) -> (u16, Arc<Mutex<Vec<String>>>) {
 async fn the_tunnel_runs_on_a_managed_identity_token() {
     let sandbox = CoreSandbox::start().await;
     let (port, seen) = identity_endpoint(sandbox.token.clone()).await;
-    let env: Vec<(String, String)> = sandbox
-        .env()
-        .into_iter()
-        .filter(|(k, _)| k != "BASTION_TOKEN" && k != "BASTION_AUTH")
-        .collect();
-    let mut cmd = bastion();
-    cmd.args([
-        "--auth",
-        "managed-identity",
-        "proxy",
-        "--bastion-endpoint",
-        &sandbox.endpoint(),
-        "--target-resource-id",
-        &sandbox.vm,
-    ])
-    .envs(env)
-    .env(
-        "IDENTITY_ENDPOINT",
-        format!("http://127.0.0.1:{port}/msi/token"),
-    )
-    .env("IDENTITY_HEADER", "not-a-secret")
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
+    let mut cmd = sandbox.command(&["--auth", "managed-identity", "proxy"], &[]);
+    cmd.env_remove("BASTION_TOKEN")
+        .env_remove("BASTION_AUTH")
+        .env(
+            "IDENTITY_ENDPOINT",
+            format!("http://127.0.0.1:{port}/msi/token"),
+        )
+        .env("IDENTITY_HEADER", "not-a-secret")
+        .stderr(Stdio::piped());
+    let (mut child, mut stdin, mut stdout) = spawn_proxy(cmd);
     stdin.write_all(b"via managed identity").await.unwrap();
     let mut back = [0u8; 20];
     let echoed = tokio::time::timeout(WAIT, stdout.read_exact(&mut back)).await;
     if echoed.is_err() || echoed.as_ref().is_ok_and(|r| r.is_err()) {
         drop(stdin);
-        let mut err = String::new();
-        let _ = child.stderr.take().unwrap().read_to_string(&mut err).await;
+        let err = read_stderr(&mut child).await;
         panic!("no echo; stderr:\n{err}");
     }
     assert_eq!(&back, b"via managed identity");
     drop(stdin);
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = exit_status(&mut child, "proxy exited in time").await;
     assert!(status.success());
     let requests = seen.lock().unwrap().clone();
     assert!(

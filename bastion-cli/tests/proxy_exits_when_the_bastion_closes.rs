@@ -3,11 +3,8 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use bastion_emulator::Faults;
-use common::{CoreSandbox, bastion};
+use common::{CoreSandbox, exit_status, spawn_proxy};
 use tokio::io::AsyncWriteExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -16,27 +13,15 @@ async fn a_normal_close_from_the_bastion_ends_the_proxy() {
     sandbox
         .emu
         .set_faults(Faults::none().close_after_bytes(8, 1000, "session ended"));
-    let mut cmd = bastion();
-    cmd.args([
-        "proxy",
-        "--bastion-endpoint",
-        &sandbox.endpoint(),
-        "--target-resource-id",
-        &sandbox.vm,
-    ])
-    .envs(sandbox.env())
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let (mut child, mut stdin, _stdout) = spawn_proxy(sandbox.proxy(&[]));
     stdin.write_all(b"0123456789abcdef").await.unwrap();
     stdin.flush().await.unwrap();
     // stdin stays open: only the Bastion's close can end the process.
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .expect("the proxy exited after the Bastion closed the session")
-        .unwrap();
+    let status = exit_status(
+        &mut child,
+        "the proxy exited after the Bastion closed the session",
+    )
+    .await;
     assert!(status.success(), "{status:?}");
     drop(stdin);
     sandbox.emu.assert_no_orphans();

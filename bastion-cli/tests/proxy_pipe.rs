@@ -3,32 +3,13 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::Duration;
-
-use common::{CoreSandbox, WAIT, bastion};
+use common::{CoreSandbox, WAIT, exit_status, read_stderr, spawn_proxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_in_equal_bytes_out() {
     let sandbox = CoreSandbox::start().await;
-    let mut cmd = bastion();
-    cmd.args([
-        "proxy",
-        "--bastion-endpoint",
-        &sandbox.endpoint(),
-        "--target-resource-id",
-        &sandbox.vm,
-        "--resource-port",
-        "22",
-    ])
-    .envs(sandbox.env())
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
+    let (mut child, mut stdin, mut stdout) = spawn_proxy(sandbox.proxy(&["--resource-port", "22"]));
 
     // 1 MiB of varied bytes, written while reading the echo back.
     let payload: Vec<u8> = (0..1024 * 1024u32)
@@ -58,18 +39,8 @@ async fn bytes_in_equal_bytes_out() {
         .expect("stdout closed in time")
         .unwrap();
     assert!(rest.is_empty(), "stdout carried {} extra bytes", rest.len());
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .expect("proxy exited in time")
-        .unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
+    let status = exit_status(&mut child, "proxy exited in time").await;
+    let stderr = read_stderr(&mut child).await;
     assert!(status.success(), "exit {status:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     sandbox.emu.assert_no_orphans();

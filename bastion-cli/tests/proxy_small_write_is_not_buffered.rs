@@ -7,27 +7,15 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{CoreSandbox, bastion};
+use common::{CoreSandbox, exit_status, spawn_proxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_bytes_come_back_while_stdin_stays_open() {
     let sandbox = CoreSandbox::start().await;
-    let mut cmd = bastion();
-    cmd.args([
-        "proxy",
-        "--bastion-endpoint",
-        &sandbox.endpoint(),
-        "--target-resource-id",
-        &sandbox.vm,
-    ])
-    .envs(sandbox.env())
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
+    let mut cmd = sandbox.proxy(&[]);
+    cmd.stderr(Stdio::null());
+    let (mut child, mut stdin, mut stdout) = spawn_proxy(cmd);
     for round in 0..3u8 {
         let msg = [b'S', b'S', b'H', 0, round];
         stdin.write_all(&msg).await.unwrap();
@@ -42,10 +30,7 @@ async fn five_bytes_come_back_while_stdin_stays_open() {
         assert_eq!(back, msg);
     }
     drop(stdin);
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .expect("proxy exited after stdin closed")
-        .unwrap();
+    let status = exit_status(&mut child, "proxy exited after stdin closed").await;
     assert!(status.success());
     sandbox.emu.assert_no_orphans();
 }

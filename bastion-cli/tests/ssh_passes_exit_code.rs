@@ -5,7 +5,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use common::{CoreSandbox, run};
+use common::{CoreSandbox, run_command};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssh_gets_the_port_and_arguments_and_its_exit_code_is_ours() {
@@ -25,13 +25,9 @@ async fn ssh_gets_the_port_and_arguments_and_its_exit_code_is_ours() {
     .unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
 
-    let out = run(
+    let out = run_command(sandbox.command(
+        &["ssh"],
         &[
-            "ssh",
-            "--bastion-endpoint",
-            &sandbox.endpoint(),
-            "--target-resource-id",
-            &sandbox.vm,
             "-u",
             "azureuser",
             "--ssh-command",
@@ -41,8 +37,7 @@ async fn ssh_gets_the_port_and_arguments_and_its_exit_code_is_ours() {
             "uname",
             "-a",
         ],
-        &sandbox.env(),
-    )
+    ))
     .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(7), "{stderr}");

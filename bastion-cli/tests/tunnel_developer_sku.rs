@@ -3,81 +3,34 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Running, WAIT, assert_clean_error, bastion, run, start_emulate};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-const VM: &str = "/subscriptions/22222222-2222-2222-2222-222222222222/resourceGroups/vm-rg/providers/Microsoft.Compute/virtualMachines/vm1";
+use bastion_emulator::sandbox_vm::VM_DEV_BASTION;
+use common::{
+    assert_clean_error, connect, emulated_vm_tunnel_args, round_trip, run,
+    spawn_emulated_vm_tunnel, start_emulate,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn developer_bastion_tunnels_to_port_22_and_refuses_80() {
     let (mut emulate, env) = start_emulate().await;
 
-    let out = run(
-        &[
-            "tunnel",
-            "-n",
-            "vm-dev-bastion",
-            "-g",
-            "vm-rg",
-            "--target-resource-id",
-            VM,
-            "--resource-port",
-            "80",
-        ],
-        &env,
-    )
-    .await;
+    let out = run(&emulated_vm_tunnel_args(VM_DEV_BASTION, "80"), &env).await;
     let line = assert_clean_error(&out, 4);
     assert!(line.contains("only tunnels to ports 22 and 3389"), "{line}");
     assert!(line.contains("--allow-any-port"), "{line}");
 
-    let mut cmd = bastion();
-    cmd.args([
-        "tunnel",
-        "-n",
-        "vm-dev-bastion",
-        "-g",
-        "vm-rg",
-        "--target-resource-id",
-        VM,
-        "--resource-port",
-        "22",
-    ])
-    .envs(env.iter().map(|(k, v)| (k, v)))
-    .stdout(Stdio::null());
-    let mut tunnel = Running::spawn(cmd);
-    let port = tunnel.ready_port().await;
-    assert!(
-        tunnel
-            .stderr()
-            .contains("Developer SKU: one connection at a time"),
-        "{}",
-        tunnel.stderr()
-    );
-    let mut conn = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    conn.write_all(b"through the data pod").await.unwrap();
-    let mut back = [0u8; 20];
-    tokio::time::timeout(WAIT, conn.read_exact(&mut back))
-        .await
-        .expect("echo in time")
-        .unwrap();
+    let (mut tunnel, port) = spawn_emulated_vm_tunnel(&env, VM_DEV_BASTION, "22").await;
+    tunnel.assert_stderr_contains("Developer SKU: one connection at a time");
+    let mut conn = connect(port).await;
+    let back = round_trip(&mut conn, b"through the data pod").await;
     assert_eq!(&back, b"through the data pod");
     drop(conn);
 
     tunnel.signal(rustix::process::Signal::TERM);
     let status = tunnel.wait(Duration::from_secs(15)).await;
     assert!(status.success(), "{}", tunnel.stderr());
-    assert!(
-        tunnel
-            .stderr()
-            .contains("Tunnel closed: 1 connection, 0 failed"),
-        "{}",
-        tunnel.stderr()
-    );
+    tunnel.assert_stderr_contains("Tunnel closed: 1 connection, 0 failed");
 
     emulate.signal(rustix::process::Signal::TERM);
     assert!(emulate.wait(Duration::from_secs(15)).await.success());

@@ -5,41 +5,21 @@ mod common;
 
 use std::time::Duration;
 
-use common::{CoreSandbox, Running, WAIT, bastion};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use common::{CoreSandbox, WAIT, connect, round_trip, spawn_tunnel};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tunnel_relays_and_sigterm_deletes_every_session() {
     let sandbox = CoreSandbox::start().await;
-    let mut cmd = bastion();
-    cmd.args([
-        "tunnel",
-        "--bastion-endpoint",
-        &sandbox.endpoint(),
-        "--target-resource-id",
-        &sandbox.vm,
-        "--resource-port",
-        "22",
-    ])
-    .envs(sandbox.env());
-    let mut run = Running::spawn(cmd);
-    let port = run.ready_port().await;
+    let (mut run, port) = spawn_tunnel(&sandbox, &[]).await;
 
     // Two connections at once, each echoed through its own session.
-    let mut a = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut b = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut a = connect(port).await;
+    let mut b = connect(port).await;
     for (conn, msg) in [
         (&mut a, b"first".as_slice()),
         (&mut b, b"second".as_slice()),
     ] {
-        conn.write_all(msg).await.unwrap();
-        let mut buf = vec![0; msg.len()];
-        tokio::time::timeout(WAIT, conn.read_exact(&mut buf))
-            .await
-            .expect("echo in time")
-            .unwrap();
-        assert_eq!(buf, msg);
+        assert_eq!(round_trip(conn, msg).await, msg);
     }
     drop(a);
     run.wait_for_line(

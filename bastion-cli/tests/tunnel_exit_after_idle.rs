@@ -5,37 +5,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::{CoreSandbox, Running, WAIT, bastion};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use common::{CoreSandbox, connect, round_trip, spawn_tunnel};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_tunnel_exits_by_itself() {
     let sandbox = CoreSandbox::start().await;
-    let mut cmd = bastion();
-    cmd.args([
-        "tunnel",
-        "--bastion-endpoint",
-        &sandbox.endpoint(),
-        "--target-resource-id",
-        &sandbox.vm,
-        "--resource-port",
-        "22",
-        "--exit-after-idle",
-        "1",
-    ])
-    .envs(sandbox.env());
-    let mut run = Running::spawn(cmd);
-    let port = run.ready_port().await;
+    let (mut run, port) = spawn_tunnel(&sandbox, &["--exit-after-idle", "1"]).await;
 
     // An open connection keeps the tunnel up past the limit.
-    let mut conn = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    conn.write_all(b"x").await.unwrap();
-    let mut one = [0u8; 1];
-    tokio::time::timeout(WAIT, conn.read_exact(&mut one))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut conn = connect(port).await;
+    round_trip(&mut conn, b"x").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
         run.child.try_wait().unwrap().is_none(),
@@ -45,10 +24,6 @@ async fn an_idle_tunnel_exits_by_itself() {
 
     let status = run.wait(Duration::from_secs(15)).await;
     assert!(status.success(), "{}", run.stderr());
-    assert!(
-        run.stderr().contains("--exit-after-idle"),
-        "{}",
-        run.stderr()
-    );
+    run.assert_stderr_contains("--exit-after-idle");
     sandbox.emu.assert_no_orphans();
 }

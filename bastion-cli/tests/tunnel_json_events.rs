@@ -6,31 +6,17 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{CoreSandbox, WAIT, bastion};
+use common::{CoreSandbox, Running, WAIT, connect, round_trip};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_json_lines_on_stdout() {
     let sandbox = CoreSandbox::start().await;
-    let mut cmd = bastion();
-    cmd.args([
-        "--output",
-        "json",
-        "tunnel",
-        "--bastion-endpoint",
-        &sandbox.endpoint(),
-        "--target-resource-id",
-        &sandbox.vm,
-        "--resource-port",
-        "22",
-    ])
-    .envs(sandbox.env())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut cmd = sandbox.command(&["--output", "json", "tunnel"], &["--resource-port", "22"]);
+    cmd.stdout(Stdio::piped());
+    let mut run = Running::spawn(cmd);
+    let mut lines = BufReader::new(run.child.stdout.take().unwrap()).lines();
     let mut next = async || -> Value {
         let line = tokio::time::timeout(WAIT, lines.next_line())
             .await
@@ -43,13 +29,8 @@ async fn events_are_json_lines_on_stdout() {
     let ready = next().await;
     assert_eq!(ready["event"], "ready");
     let port = ready["port"].as_u64().unwrap() as u16;
-    let mut conn = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    conn.write_all(b"json!").await.unwrap();
-    let mut buf = [0u8; 5];
-    tokio::time::timeout(WAIT, conn.read_exact(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut conn = connect(port).await;
+    round_trip(&mut conn, b"json!").await;
     drop(conn);
     assert_eq!(next().await["event"], "connection_opened");
     let closed = next().await;
@@ -58,15 +39,11 @@ async fn events_are_json_lines_on_stdout() {
     assert_eq!(closed["bytes_down"], 5);
     assert!(closed["error"].is_null());
 
-    let pid = rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    run.signal(rustix::process::Signal::TERM);
     let end = next().await;
     assert_eq!(end["event"], "closed");
     assert_eq!(end["undeleted_sessions"], 0);
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = run.wait(Duration::from_secs(15)).await;
     assert!(status.success());
     sandbox.emu.assert_no_orphans();
 }

@@ -1,7 +1,8 @@
 //! A throw-away certificate authority for the emulators (this one and the ARM emulator).
 //!
 //! Every server certificate is issued by one generated CA, so a client only has to trust
-//! [`TestCa::ca_pem`] — exactly how a user would configure a custom CA bundle (spec §9).
+//! [`TestCa::ca_pem`] — exactly how a user would configure a custom CA bundle (see
+//! docs/protocol.md#tls-and-alpn).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ impl std::fmt::Debug for TestCa {
     }
 }
 
-/// The ALPN protocol the data plane speaks (spec §9).
+/// The ALPN protocol the data plane speaks (see docs/protocol.md#tls-and-alpn).
 const ALPN_HTTP11: &[u8] = b"http/1.1";
 
 impl TestCa {

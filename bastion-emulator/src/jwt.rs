@@ -1,8 +1,9 @@
 //! Unsigned test JWTs standing in for ARM access tokens.
 //!
-//! The emulators decode tokens without checking a signature (spec §14.2 step 3): only `aud`,
-//! `exp` and `tid` matter. [`mint`] produces tokens of the same three-part shape as real ones so
-//! clients treat them as opaque strings exactly as they would a real token.
+//! The emulators decode tokens without checking a signature (see
+//! docs/protocol.md#validation-order): only `aud`, `exp` and `tid` matter. [`mint`] produces
+//! tokens of the same three-part shape as real ones so clients treat them as opaque strings
+//! exactly as they would a real token.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

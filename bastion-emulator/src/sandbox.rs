@@ -28,8 +28,7 @@ use url::Url;
 
 use crate::arm::{ArmEmulator, ArmEmulatorConfig, Fixtures};
 use crate::kube::{KubeApiServer, KubeApiServerConfig};
-use bastion_arm::client::{ArmClient, ArmClientConfig};
-use bastion_arm::error::ArmError;
+use bastion_arm::{ArmClient, ArmClientConfig, ArmError};
 
 /// The tenant of both subscriptions.
 pub const TENANT: &str = "33333333-3333-3333-3333-333333333333";
@@ -436,13 +435,14 @@ impl Sandbox {
     /// An [`ArmClientConfig`] for the ARM emulator (custom cloud, test CA, every resolve
     /// override, quick retries).
     pub fn arm_client_config(&self) -> ArmClientConfig {
-        ArmClientConfig {
-            resolve: self.resolve(),
-            ..self.arm.client_config()
-        }
+        let mut config = self.arm.client_config();
+        config.https.resolve = self.resolve();
+        config
     }
 
     /// An ARM client acting as `principal` (see [`FULL_ACCESS_USER`], [`NO_BASTION_READER`]).
+    // The error is `ArmClient::new`'s own, passed through as it is.
+    #[allow(clippy::result_large_err)]
     pub fn arm_client(&self, principal: &str) -> Result<ArmClient, ArmError> {
         let token = self.token_for(principal).ok_or_else(|| {
             ArmError::InvalidArgument(format!("no sandbox principal {principal}"))

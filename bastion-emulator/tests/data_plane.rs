@@ -1,18 +1,15 @@
 //! The Bastion data-plane emulator over real TLS, driven by a minimal client (hyper client +
 //! tungstenite), so that its behaviour is pinned independently of bastion-core.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use base64::Engine;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use http::Request;
 use http::header::{AUTHORIZATION, CONNECTION, CONTENT_TYPE, HOST, UPGRADE};
-use http::{HeaderMap, Request};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper::upgrade::Upgraded;
+use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,229 +19,10 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 
 use bastion_emulator::*;
-
-const T: Duration = Duration::from_secs(5);
-
-type ClientWs = WebSocketStream<TokioIo<Upgraded>>;
-
-struct Reply {
-    status: u16,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-}
-
-/// A bare-bones HTTPS client trusting the emulator's CA and resolving every name to it.
-struct Client {
-    addr: SocketAddr,
-    tls: Arc<rustls::ClientConfig>,
-}
-
-impl Client {
-    fn new(emu: &Emulator) -> Self {
-        Client {
-            addr: emu.local_addr(),
-            tls: emu.ca().client_config().unwrap(),
-        }
-    }
-
-    async fn sender(&self, host: &str) -> http1::SendRequest<Full<Bytes>> {
-        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
-        let tls = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
-            .connect(name, tcp)
-            .await
-            .unwrap();
-        let (sender, conn) = http1::handshake(TokioIo::new(tls)).await.unwrap();
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
-        sender
-    }
-
-    fn authority(&self, host: &str) -> String {
-        format!("{host}:{}", self.addr.port())
-    }
-
-    async fn send(&self, host: &str, req: Request<Full<Bytes>>) -> Reply {
-        let mut sender = self.sender(host).await;
-        let resp = tokio::time::timeout(T, sender.send_request(req))
-            .await
-            .unwrap()
-            .unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn post_form(&self, host: &str, form: &str, extra: &[(&str, &str)]) -> Reply {
-        let mut b = Request::post("/api/tokens")
-            .header(HOST, self.authority(host))
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
-        for (k, v) in extra {
-            b = b.header(*k, *v);
-        }
-        self.send(
-            host,
-            b.body(Full::new(Bytes::from(form.to_owned()))).unwrap(),
-        )
-        .await
-    }
-
-    async fn mint(&self, host: &str, resource_id: &str, port: u16, token: &str) -> Reply {
-        self.post_form(host, &form(resource_id, port, token), &[])
-            .await
-    }
-
-    async fn delete(&self, host: &str, auth: &str, node: &str) -> u16 {
-        let req = Request::delete(format!("/api/tokens/{}", enc(auth)))
-            .header(HOST, self.authority(host))
-            .header("X-Node-Id", node)
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        self.send(host, req).await.status
-    }
-
-    async fn upgrade(&self, host: &str, path: &str) -> Result<(Upgraded, HeaderMap), Reply> {
-        let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
-        let req = Request::get(path)
-            .header(HOST, self.authority(host))
-            .header(UPGRADE, "websocket")
-            .header(CONNECTION, "Upgrade")
-            .header("Sec-WebSocket-Key", &key)
-            .header("Sec-WebSocket-Version", "13")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let mut sender = self.sender(host).await;
-        let resp = tokio::time::timeout(T, sender.send_request(req))
-            .await
-            .unwrap()
-            .unwrap();
-        if resp.status().as_u16() != 101 {
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            let body = resp.into_body().collect().await.unwrap().to_bytes();
-            return Err(Reply {
-                status,
-                headers,
-                body,
-            });
-        }
-        let headers = resp.headers().clone();
-        let up = tokio::time::timeout(T, hyper::upgrade::on(resp))
-            .await
-            .unwrap()
-            .unwrap();
-        Ok((up, headers))
-    }
-
-    async fn websocket(&self, host: &str, path: &str) -> Result<ClientWs, Reply> {
-        let (up, _) = self.upgrade(host, path).await?;
-        Ok(WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Client, None).await)
-    }
-}
-
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
-}
-
-fn form(resource_id: &str, port: u16, token: &str) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("resourceId", resource_id)
-        .append_pair("protocol", "tcptunnel")
-        .append_pair("workloadHostPort", &port.to_string())
-        .append_pair("aztoken", token)
-        .finish()
-}
-
-fn arm_token() -> String {
-    TestClaims::new(TEST_TENANT, "oid-1").mint()
-}
-
-struct Setup {
-    emu: Emulator,
-    client: Client,
-    dns: String,
-    vm: String,
-    _echo: tokio::task::JoinHandle<()>,
-}
-
-async fn setup_with(config: impl FnOnce(EmulatorConfig) -> EmulatorConfig) -> Setup {
-    let (echo, task) = spawn_echo_target().await.unwrap();
-    let bastion = BastionFixture::standard(TEST_TENANT);
-    let dns = bastion.dns_name.clone();
-    let vm = vm_resource_id("vm1");
-    let cfg = config(EmulatorConfig::single(bastion).target(vm.clone(), 22, echo));
-    let emu = Emulator::start(cfg).await.unwrap();
-    let client = Client::new(&emu);
-    Setup {
-        emu,
-        client,
-        dns,
-        vm,
-        _echo: task,
-    }
-}
-
-async fn setup() -> Setup {
-    setup_with(|c| c).await
-}
-
-impl Setup {
-    /// POST + WebSocket; returns the session's (authToken, nodeId) and the socket.
-    async fn tunnel(&self) -> (String, String, ClientWs) {
-        let r = self
-            .client
-            .mint(&self.dns, &self.vm, 22, &arm_token())
-            .await;
-        assert_eq!(r.status, 200, "{:?}", r.body);
-        let v = r.json();
-        let (auth, node, ws) = (
-            v["authToken"].as_str().unwrap().to_owned(),
-            v["nodeId"].as_str().unwrap().to_owned(),
-            v["websocketToken"].as_str().unwrap().to_owned(),
-        );
-        let path = format!("/webtunnelv2/{}?X-Node-Id={}", enc(&ws), enc(&node));
-        let socket = self
-            .client
-            .websocket(&self.dns, &path)
-            .await
-            .map_err(|r| r.status)
-            .unwrap();
-        (auth, node, socket)
-    }
-}
-
-async fn next_close(ws: &mut ClientWs) -> Option<u16> {
-    tokio::time::timeout(T, async {
-        while let Some(m) = ws.next().await {
-            match m {
-                Ok(Message::Close(f)) => {
-                    // Reading on flushes tungstenite's Close reply, like a real client.
-                    let _ = ws.next().await;
-                    return f.map(|f| u16::from(f.code));
-                }
-                Ok(_) => continue,
-                Err(_) => return None,
-            }
-        }
-        None
-    })
-    .await
-    .unwrap()
-}
+use common::{
+    Client, Setup, T, arm_token, enc, form, next_close, recv, setup, setup_with, setup_with_faults,
+    unused_addr,
+};
 
 #[tokio::test]
 async fn json_body_is_500() {
@@ -332,22 +110,13 @@ async fn tunneling_disabled_is_403_routed_by_host() {
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["message"], "Tunneling is disabled");
     // The other Bastion on the same port still works.
-    assert_eq!(
-        s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.status,
-        200
-    );
+    assert_eq!(s.mint().await.status, 200);
 }
 
 #[tokio::test]
 async fn unknown_target_is_404() {
     let s = setup().await;
-    assert_eq!(
-        s.client
-            .mint(&s.dns, &vm_resource_id("nope"), 22, &arm_token())
-            .await
-            .status,
-        404
-    );
+    assert_eq!(s.mint_for(&vm_resource_id("nope")).await.status, 404);
     assert_eq!(
         s.client
             .mint(&s.dns, &s.vm, 2222, &arm_token())
@@ -357,16 +126,13 @@ async fn unknown_target_is_404() {
     );
     // Resource ids match case-insensitively.
     let upper = s.vm.to_uppercase();
-    assert_eq!(
-        s.client.mint(&s.dns, &upper, 22, &arm_token()).await.status,
-        200
-    );
+    assert_eq!(s.mint_for(&upper).await.status, 200);
 }
 
 #[tokio::test]
 async fn success_returns_all_six_keys() {
     let s = setup().await;
-    let r = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await;
+    let r = s.mint().await;
     assert_eq!(r.status, 200);
     let v = r.json();
     for key in [
@@ -438,7 +204,7 @@ async fn relay_echoes_then_close_and_delete() {
 #[tokio::test]
 async fn websocket_token_is_single_use_and_node_checked() {
     let s = setup().await;
-    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
+    let v = s.mint().await.json();
     let ws = v["websocketToken"].as_str().unwrap();
     let node = v["nodeId"].as_str().unwrap();
     let other = s.emu.nodes().iter().find(|n| *n != node).unwrap().clone();
@@ -457,12 +223,7 @@ async fn websocket_token_is_single_use_and_node_checked() {
         403
     );
     let right = format!("/webtunnelv2/{ws}?X-Node-Id={node}");
-    let mut sock = s
-        .client
-        .websocket(&s.dns, &right)
-        .await
-        .map_err(|r| r.status)
-        .unwrap();
+    let mut sock = s.websocket_at(&right).await;
     assert_eq!(
         s.client.websocket(&s.dns, &right).await.unwrap_err().status,
         404
@@ -481,17 +242,9 @@ async fn websocket_token_is_single_use_and_node_checked() {
 #[tokio::test]
 async fn expired_websocket_token_is_404() {
     let s = setup_with(|c| c.websocket_token_ttl(Duration::from_millis(1))).await;
-    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
+    let v = s.mint().await.json();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let path = format!(
-        "/webtunnelv2/{}?X-Node-Id={}",
-        v["websocketToken"].as_str().unwrap(),
-        v["nodeId"].as_str().unwrap()
-    );
-    assert_eq!(
-        s.client.websocket(&s.dns, &path).await.unwrap_err().status,
-        404
-    );
+    assert_eq!(s.websocket_refused(&v).await, 404);
     assert_eq!(s.emu.sessions()[0].state, SessionState::Expired);
 }
 
@@ -581,11 +334,11 @@ async fn text_frame_from_client_gets_1003() {
 
 #[tokio::test]
 async fn strict_max_frame_gets_1009_and_records_size() {
-    let s = setup().await;
-    s.emu.set_faults(Faults {
+    let s = setup_with_faults(Faults {
         max_frame_size: Some(4096),
         ..Faults::default()
-    });
+    })
+    .await;
     let (_, _, mut ws) = s.tunnel().await;
     ws.send(Message::Binary(vec![1u8; 4096].into()))
         .await
@@ -600,23 +353,12 @@ async fn strict_max_frame_gets_1009_and_records_size() {
 
 #[tokio::test]
 async fn quirky_101_without_upgrade_headers_or_with_wrong_accept() {
-    let s = setup().await;
-    s.emu.set_faults(Faults {
+    let s = setup_with_faults(Faults {
         upgrade_without_headers: true,
         ..Faults::default()
-    });
-    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
-    let path = format!(
-        "/webtunnelv2/{}?X-Node-Id={}",
-        v["websocketToken"].as_str().unwrap(),
-        v["nodeId"].as_str().unwrap()
-    );
-    let (up, headers) = s
-        .client
-        .upgrade(&s.dns, &path)
-        .await
-        .map_err(|r| r.status)
-        .unwrap();
+    })
+    .await;
+    let (up, headers) = s.mint_then_upgrade().await;
     assert!(headers.get(UPGRADE).is_none() && headers.get(CONNECTION).is_none());
     assert!(headers.get("Sec-WebSocket-Accept").is_some());
     let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Client, None).await;
@@ -630,41 +372,19 @@ async fn quirky_101_without_upgrade_headers_or_with_wrong_accept() {
         wrong_accept: true,
         ..Faults::default()
     });
-    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
-    let path = format!(
-        "/webtunnelv2/{}?X-Node-Id={}",
-        v["websocketToken"].as_str().unwrap(),
-        v["nodeId"].as_str().unwrap()
-    );
-    let (_, headers) = s
-        .client
-        .upgrade(&s.dns, &path)
-        .await
-        .map_err(|r| r.status)
-        .unwrap();
+    let (_, headers) = s.mint_then_upgrade().await;
     assert_eq!(headers[UPGRADE], "websocket");
     assert_eq!(headers["Sec-WebSocket-Accept"].len(), 28);
 }
 
 #[tokio::test]
 async fn in_band_http_400_after_upgrade() {
-    let s = setup().await;
-    s.emu.set_faults(Faults {
+    let s = setup_with_faults(Faults {
         in_band_http_after_upgrade: true,
         ..Faults::default()
-    });
-    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
-    let path = format!(
-        "/webtunnelv2/{}?X-Node-Id={}",
-        v["websocketToken"].as_str().unwrap(),
-        v["nodeId"].as_str().unwrap()
-    );
-    let (up, _) = s
-        .client
-        .upgrade(&s.dns, &path)
-        .await
-        .map_err(|r| r.status)
-        .unwrap();
+    })
+    .await;
+    let (up, _) = s.mint_then_upgrade().await;
     let mut io = TokioIo::new(up);
     let mut raw = Vec::new();
     let _ = tokio::time::timeout(T, io.read_to_end(&mut raw))
@@ -677,27 +397,9 @@ async fn in_band_http_400_after_upgrade() {
 
 #[tokio::test]
 async fn unreachable_target_closes_1011_after_101() {
-    let free = {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        l.local_addr().unwrap()
-    };
+    let free = unused_addr().await;
     let s = setup_with(|c| c.target(vm_resource_id("down"), 22, free)).await;
-    let r = s
-        .client
-        .mint(&s.dns, &vm_resource_id("down"), 22, &arm_token())
-        .await;
-    let v = r.json();
-    let path = format!(
-        "/webtunnelv2/{}?X-Node-Id={}",
-        v["websocketToken"].as_str().unwrap(),
-        v["nodeId"].as_str().unwrap()
-    );
-    let mut ws = s
-        .client
-        .websocket(&s.dns, &path)
-        .await
-        .map_err(|r| r.status)
-        .unwrap();
+    let mut ws = s.mint_then_websocket(&vm_resource_id("down")).await;
     assert_eq!(next_close(&mut ws).await, Some(1011));
 }
 
@@ -710,22 +412,7 @@ async fn target_eof_flushes_then_closes_1000() {
         c.write_all(b"goodbye").await.unwrap();
     });
     let s = setup_with(|c| c.target(vm_resource_id("talker"), 22, addr)).await;
-    let v = s
-        .client
-        .mint(&s.dns, &vm_resource_id("talker"), 22, &arm_token())
-        .await
-        .json();
-    let path = format!(
-        "/webtunnelv2/{}?X-Node-Id={}",
-        v["websocketToken"].as_str().unwrap(),
-        v["nodeId"].as_str().unwrap()
-    );
-    let mut ws = s
-        .client
-        .websocket(&s.dns, &path)
-        .await
-        .map_err(|r| r.status)
-        .unwrap();
+    let mut ws = s.mint_then_websocket(&vm_resource_id("talker")).await;
     let mut got = Vec::new();
     let code = loop {
         match tokio::time::timeout(T, ws.next()).await.unwrap() {
@@ -779,7 +466,7 @@ async fn control_api_over_https() {
         .unwrap();
     assert_eq!(s.client.send("localhost", put).await.status, 204);
     assert_eq!(s.emu.faults().token_error.unwrap().status, 403);
-    let r = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await;
+    let r = s.mint().await;
     assert_eq!(
         (r.status, r.json()["message"].as_str()),
         (403, Some("java.lang.NullPointerException"))
@@ -808,23 +495,19 @@ async fn control_api_over_https() {
 
 #[tokio::test]
 async fn token_faults_429_html_502_and_scopes() {
-    let s = setup().await;
-    s.emu.set_faults(Faults::default().token_429(1, 3));
-    let r = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await;
+    let s = setup_with_faults(Faults::default().token_429(1, 3)).await;
+    let r = s.mint().await;
     assert_eq!(
         (r.status, r.headers["retry-after"].to_str().unwrap()),
         (429, "3")
     );
-    assert_eq!(
-        s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.status,
-        200
-    );
+    assert_eq!(s.mint().await.status, 200);
 
     s.emu.set_faults(Faults {
         token_html_502: true,
         ..Faults::default()
     });
-    let r = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await;
+    let r = s.mint().await;
     assert_eq!(r.status, 502);
     assert!(
         r.headers[CONTENT_TYPE]
@@ -836,29 +519,20 @@ async fn token_faults_429_html_502_and_scopes() {
     // Only the 5th POST (counting all) fails.
     s.emu
         .set_faults(Faults::default().token_error(500, "boom").for_nth_token(5));
-    assert_eq!(
-        s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.status,
-        200
-    );
-    assert_eq!(
-        s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.status,
-        500
-    );
-    assert_eq!(
-        s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.status,
-        200
-    );
+    assert_eq!(s.mint().await.status, 200);
+    assert_eq!(s.mint().await.status, 500);
+    assert_eq!(s.mint().await.status, 200);
     assert_eq!(s.emu.stats().token_requests, 6);
 }
 
 #[tokio::test]
 async fn unsafe_token_alphabet_needs_escaping() {
-    let s = setup().await;
-    s.emu.set_faults(Faults {
+    let s = setup_with_faults(Faults {
         unsafe_tokens: true,
         ..Faults::default()
-    });
-    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
+    })
+    .await;
+    let v = s.mint().await.json();
     let (ws, node, auth) = (
         v["websocketToken"].as_str().unwrap(),
         v["nodeId"].as_str().unwrap(),
@@ -874,12 +548,7 @@ async fn unsafe_token_alphabet_needs_escaping() {
         );
     }
     let path = format!("/webtunnelv2/{}?X-Node-Id={node}", enc(ws));
-    let mut sock = s
-        .client
-        .websocket(&s.dns, &path)
-        .await
-        .map_err(|r| r.status)
-        .unwrap();
+    let mut sock = s.websocket_at(&path).await;
     sock.close(None).await.unwrap();
     assert_eq!(s.client.delete(&s.dns, auth, node).await, 204);
 }
@@ -887,7 +556,7 @@ async fn unsafe_token_alphabet_needs_escaping() {
 #[tokio::test]
 async fn delete_fault_and_orphan_detection() {
     let s = setup().await;
-    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
+    let v = s.mint().await.json();
     let (auth, node) = (
         v["authToken"].as_str().unwrap(),
         v["nodeId"].as_str().unwrap(),
@@ -915,8 +584,7 @@ async fn delete_fault_and_orphan_detection() {
 
 #[tokio::test]
 async fn reset_after_bytes_drops_without_close() {
-    let s = setup().await;
-    s.emu.set_faults(Faults::default().reset_after_bytes(1));
+    let s = setup_with_faults(Faults::default().reset_after_bytes(1)).await;
     let (_, _, mut ws) = s.tunnel().await;
     ws.send(Message::Binary(Bytes::from_static(b"abc")))
         .await
@@ -938,11 +606,11 @@ async fn reset_after_bytes_drops_without_close() {
 
 #[tokio::test]
 async fn close_after_bytes_and_server_pings() {
-    let s = setup().await;
-    s.emu.set_faults(Faults {
+    let s = setup_with_faults(Faults {
         server_ping_interval: Some(Duration::from_millis(20)),
         ..Faults::default().close_after_bytes(8, 4000, "quota")
-    });
+    })
+    .await;
     let (_, _, mut ws) = s.tunnel().await;
     // tungstenite answers pings while the client reads.
     let deadline = tokio::time::Instant::now() + T;
@@ -961,22 +629,7 @@ async fn close_after_bytes_and_server_pings() {
 async fn stalled_target_backpressures_the_client() {
     let (addr, stalled) = spawn_stalled_target().await.unwrap();
     let s = setup_with(|c| c.target(vm_resource_id("slow"), 22, addr)).await;
-    let v = s
-        .client
-        .mint(&s.dns, &vm_resource_id("slow"), 22, &arm_token())
-        .await
-        .json();
-    let path = format!(
-        "/webtunnelv2/{}?X-Node-Id={}",
-        v["websocketToken"].as_str().unwrap(),
-        v["nodeId"].as_str().unwrap()
-    );
-    let mut ws = s
-        .client
-        .websocket(&s.dns, &path)
-        .await
-        .map_err(|r| r.status)
-        .unwrap();
+    let mut ws = s.mint_then_websocket(&vm_resource_id("slow")).await;
     assert!(stalled.wait_for_connections(1, T).await);
     let frame = Bytes::from(vec![0u8; 4096]);
     let mut sent = 0usize;
@@ -999,11 +652,11 @@ async fn stalled_target_backpressures_the_client() {
 
 #[tokio::test]
 async fn latency_is_pipelined_and_relay_still_echoes() {
-    let s = setup().await;
-    s.emu.set_faults(Faults {
+    let s = setup_with_faults(Faults {
         relay_latency: Some(Duration::from_millis(30)),
         ..Faults::default()
-    });
+    })
+    .await;
     let (_, _, mut ws) = s.tunnel().await;
     for _ in 0..20 {
         ws.send(Message::Binary(Bytes::from(vec![1u8; 1000])))
@@ -1086,17 +739,7 @@ async fn ip_connect_relays_to_the_literal_address() {
         .await
         .json();
     assert_eq!(s.emu.sessions()[0].hostname.as_deref(), Some("127.0.0.1"));
-    let path = format!(
-        "/webtunnelv2/{}?X-Node-Id={}",
-        v["websocketToken"].as_str().unwrap(),
-        v["nodeId"].as_str().unwrap()
-    );
-    let mut ws = s
-        .client
-        .websocket(&s.dns, &path)
-        .await
-        .map_err(|r| r.status)
-        .unwrap();
+    let mut ws = s.websocket_for(&v).await;
     ws.send(Message::Binary(Bytes::from_static(b"ip")))
         .await
         .unwrap();
@@ -1128,32 +771,16 @@ async fn ip_connect_port_allow_list_and_flag() {
     assert_eq!(post("bst-noip.bastion.test", 22).await, 403);
 }
 
-async fn recv(ws: &mut ClientWs) -> Message {
-    tokio::time::timeout(T, ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap()
-}
-
-fn ws_path(v: &Value) -> String {
-    format!(
-        "/webtunnelv2/{}?X-Node-Id={}",
-        enc(v["websocketToken"].as_str().unwrap()),
-        enc(v["nodeId"].as_str().unwrap())
-    )
-}
-
 #[tokio::test]
 async fn server_frame_quirks() {
-    let s = setup().await;
-    s.emu.set_faults(Faults {
+    let s = setup_with_faults(Faults {
         fragment_size: Some(3),
         empty_frames: true,
         unsolicited_pong: true,
         text_frame: Some("hi".into()),
         ..Faults::default()
-    });
+    })
+    .await;
     let (_, _, mut ws) = s.tunnel().await;
     assert_eq!(
         recv(&mut ws).await,
@@ -1187,10 +814,7 @@ async fn server_frame_quirks() {
 
 #[tokio::test]
 async fn handshake_and_token_rejection_knobs() {
-    let free = {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        l.local_addr().unwrap()
-    };
+    let free = unused_addr().await;
     let down = vm_resource_id("down");
     let s = setup_with(|c| c.target(down.clone(), 22, free)).await;
     s.emu.set_faults(
@@ -1204,33 +828,18 @@ async fn handshake_and_token_rejection_knobs() {
             ..Faults::default()
         }),
     );
-    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
-    let r = s.client.websocket(&s.dns, &ws_path(&v)).await.unwrap_err();
-    assert_eq!(r.status, 503);
+    let v = s.mint().await.json();
+    assert_eq!(s.websocket_refused(&v).await, 503);
     // A rejected upgrade does not consume the token.
-    assert_eq!(
-        s.client
-            .websocket(&s.dns, &ws_path(&v))
-            .await
-            .unwrap_err()
-            .status,
-        503
-    );
-    let v = s.client.mint(&s.dns, &down, 22, &arm_token()).await.json();
-    assert_eq!(
-        s.client
-            .websocket(&s.dns, &ws_path(&v))
-            .await
-            .unwrap_err()
-            .status,
-        502
-    );
+    assert_eq!(s.websocket_refused(&v).await, 503);
+    let v = s.mint_for(&down).await.json();
+    assert_eq!(s.websocket_refused(&v).await, 502);
 
     s.emu.set_faults(Faults {
         deny_oids: vec!["oid-1".into()],
         ..Faults::default()
     });
-    let r = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await;
+    let r = s.mint().await;
     assert_eq!(
         (r.status, r.json()["message"].as_str()),
         (403, Some("java.lang.NullPointerException"))
@@ -1240,17 +849,17 @@ async fn handshake_and_token_rejection_knobs() {
         omit_websocket_token: true,
         ..Faults::default()
     });
-    let v = s.client.mint(&s.dns, &s.vm, 22, &arm_token()).await.json();
+    let v = s.mint().await.json();
     assert!(v.get("websocketToken").is_none() && v.get("authToken").is_some());
 }
 
 #[tokio::test]
 async fn hang_after_upgrade_sends_nothing() {
-    let s = setup().await;
-    s.emu.set_faults(Faults {
+    let s = setup_with_faults(Faults {
         hang_after_upgrade: true,
         ..Faults::default()
-    });
+    })
+    .await;
     let (_, _, mut ws) = s.tunnel().await;
     ws.send(Message::Binary(Bytes::from_static(b"hello?")))
         .await
@@ -1267,12 +876,12 @@ async fn hang_after_upgrade_sends_nothing() {
 
 #[tokio::test]
 async fn delete_can_close_the_live_websocket_and_check_the_node() {
-    let s = setup().await;
-    s.emu.set_faults(Faults {
+    let s = setup_with_faults(Faults {
         delete_closes_websocket: true,
         delete_requires_node: true,
         ..Faults::default()
-    });
+    })
+    .await;
     let (auth, node, mut ws) = s.tunnel().await;
     assert_eq!(s.client.delete(&s.dns, &auth, "some-other-node").await, 404);
     assert_eq!(s.client.delete(&s.dns, &auth, &node).await, 204);

@@ -1,15 +1,17 @@
 //! Shared fixtures for the integration tests: a small world served by the ARM emulator over
-//! real HTTPS, and clients for its principals.
+//! real HTTPS, clients for its principals, and helpers for the sandbox's private cluster.
 #![allow(dead_code)]
 
+use std::net::IpAddr;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bastion_arm::client::{ArmClient, ArmClientConfig};
-use bastion_arm::resource_id::ResourceId;
-use bastion_core::StaticTokenCredential;
-use bastion_emulator::TestCa;
+use bastion_arm::{ArmClient, ArmClientConfig, Kubeconfig, ResourceId, fetch_kubeconfig};
+use bastion_core::{HttpsClient, HttpsConfig, StaticTokenCredential};
 use bastion_emulator::jwt::TestClaims;
-use bastion_emulator::{ArmEmulator, ArmEmulatorConfig, Fixtures};
+use bastion_emulator::sandbox::{FULL_ACCESS_USER, PRIVATE_CLUSTER};
+use bastion_emulator::{ArmEmulator, ArmEmulatorConfig, Fixtures, Sandbox, TestCa};
 use serde_json::{Value, json};
 
 pub const TENANT: &str = "33333333-3333-3333-3333-333333333333";
@@ -116,14 +118,7 @@ pub async fn raw(
     path_and_query: &str,
     token: Option<&str>,
 ) -> (u16, Value) {
-    use bastion_core::{HttpsClient, HttpsConfig};
-    let client = HttpsClient::new(HttpsConfig {
-        extra_root_ca_pem: Some(emu.ca_pem().as_bytes().to_vec()),
-        resolve: emu.resolve(),
-        retry: bastion_core::RetryPolicy::none(),
-        ..HttpsConfig::default()
-    })
-    .unwrap();
+    let client = https_client(emu.ca_pem(), emu.resolve());
     let url = format!(
         "{}{}",
         emu.endpoint().as_str().trim_end_matches('/'),
@@ -139,4 +134,55 @@ pub async fn raw(
         .unwrap();
     let body = serde_json::from_slice(resp.body()).unwrap_or(Value::Null);
     (resp.status().as_u16(), body)
+}
+
+/// An HTTPS client that trusts `ca_pem`, connects as `resolve` says and never retries.
+pub fn https_client(ca_pem: &str, resolve: Vec<(String, IpAddr)>) -> HttpsClient {
+    HttpsClient::new(HttpsConfig {
+        extra_root_ca_pem: Some(ca_pem.as_bytes().to_vec()),
+        resolve,
+        retry: bastion_core::RetryPolicy::none(),
+        ..HttpsConfig::default()
+    })
+    .unwrap()
+}
+
+/// The sandbox's private cluster, read by the full-access user.
+pub async fn sandbox_cluster(sandbox: &Sandbox) -> (ArmClient, bastion_arm::model::ManagedCluster) {
+    let arm = sandbox.arm_client(FULL_ACCESS_USER).unwrap();
+    let cluster = arm.get_cluster(&id(PRIVATE_CLUSTER)).await.unwrap();
+    (arm, cluster)
+}
+
+/// The user kubeconfig of the sandbox's private cluster, as ARM hands it out (its server is the
+/// private FQDN).
+pub async fn sandbox_kubeconfig(sandbox: &Sandbox) -> Kubeconfig {
+    let (arm, cluster) = sandbox_cluster(sandbox).await;
+    let yaml = fetch_kubeconfig(&arm, &cluster, false, None).await.unwrap();
+    Kubeconfig::parse(&yaml).unwrap()
+}
+
+/// Runs the real `kubectl` with `kubeconfig` (within 60 s): whether it succeeded, and its
+/// stdout and stderr. `None` when kubectl is not installed.
+pub async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Option<(bool, String)> {
+    let child = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let output = match tokio::time::timeout(Duration::from_secs(60), child)
+        .await
+        .expect("kubectl did not finish within 60 s")
+    {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("kubectl could not run: {e}"),
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some((output.status.success(), text))
 }

@@ -1,17 +1,18 @@
-//! `bastion aks`: the whole `az aks bastion` flow in one process (arm-and-aks.md §11): cluster,
-//! Bastion, pre-flight, listener bound and held, credentials, kubeconfig, tunnel, probe, then a
-//! command or a shell with `KUBECONFIG` set. Every exit path closes the tunnel, deletes the
-//! sessions and removes (or restores) the kubeconfig.
+//! `bastion aks`: the whole `az aks bastion` flow in one process (see
+//! docs/arm-and-aks.md#the-bastion-aks-flow): cluster, Bastion, pre-flight, listener bound and
+//! held, credentials, kubeconfig, tunnel, probe, then a command or a shell with `KUBECONFIG` set.
+//! Every exit path closes the tunnel, deletes the sessions and removes (or restores) the
+//! kubeconfig.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
-use bastion_arm::aks::{ManagedCluster, fetch_kubeconfig};
-use bastion_arm::bastion::{BastionHost, EndpointPlan, Usage};
-use bastion_arm::kubeconfig::Kubeconfig;
-use bastion_arm::preflight::{Report, Status, run_aks_preflight};
-use bastion_core::{ConnectionEvent, Endpoint, LocalListener, Target, Tunnel, TunnelConfig};
+use bastion_arm::model::ManagedCluster;
+use bastion_arm::{
+    EndpointPlan, Kubeconfig, Report, Status, Usage, fetch_kubeconfig, run_aks_preflight,
+};
+use bastion_core::{ConnectionEvent, LocalListener, Target, Tunnel, TunnelConfig};
 use serde_json::json;
 use tokio::process::Command;
 use tokio::sync::{broadcast, oneshot};
@@ -90,7 +91,6 @@ pub async fn run(ctx: &Context, args: &AksArgs) -> CliResult<Outcome> {
 /// What the steps before the kubeconfig produce.
 struct Prepared {
     cluster: ManagedCluster,
-    bastion: BastionHost,
     plan: EndpointPlan,
     listener: LocalListener,
     fetched: Kubeconfig,
@@ -181,7 +181,6 @@ async fn prepare(ctx: &Context, flow: &Flow<'_>) -> CliResult<Prepared> {
     ));
     Ok(Prepared {
         cluster,
-        bastion,
         plan,
         listener,
         fetched,
@@ -193,7 +192,6 @@ pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> C
     let out = &ctx.out;
     let Prepared {
         cluster,
-        bastion,
         plan,
         listener,
         fetched,
@@ -232,7 +230,6 @@ pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> C
         ctx,
         flow.action,
         &cluster,
-        &bastion,
         &plan,
         listener,
         &kubefile.path,
@@ -305,7 +302,6 @@ async fn serve_and_run(
     ctx: &Context,
     action: Action<'_>,
     cluster: &ManagedCluster,
-    bastion: &BastionHost,
     plan: &EndpointPlan,
     listener: LocalListener,
     kubeconfig: &Path,
@@ -315,7 +311,7 @@ async fn serve_and_run(
 ) -> CliResult<(Outcome, usize)> {
     let out = &ctx.out;
     let step = out.step("tunnel");
-    let config = tunnel_config(ctx, cluster, bastion, plan)?;
+    let config = tunnel_config(ctx, cluster, plan)?;
     let tunnel = signals.interruptible(tunnel::start(ctx, config)).await?;
     let port = listener.port();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -365,27 +361,12 @@ async fn serve_and_run(
 fn tunnel_config(
     ctx: &Context,
     cluster: &ManagedCluster,
-    bastion: &BastionHost,
     plan: &EndpointPlan,
 ) -> CliResult<TunnelConfig> {
-    let endpoint = Endpoint::parse(&plan.host).map_err(|e| {
-        CliError::new(
-            Code::Other,
-            format!(
-                "Bastion '{}' reports an unusable dnsName: {e}",
-                bastion.display_name()
-            ),
-        )
-    })?;
     // The cluster id exactly as ARM returned it (lowercase `resourcegroups` included).
     let target = Target::resource(cluster.id.as_str(), 443)
         .map_err(|e| CliError::new(Code::Other, e.to_string()))?;
-    let mut config = TunnelConfig::new(endpoint, target);
-    config.kind = plan.kind;
-    config.bastion_resource_id = Some(bastion.id.as_str().to_owned());
-    config.scope = ctx.scope();
-    config.http = ctx.https_config();
-    Ok(config)
+    Ok(plan.tunnel_config(target, &ctx.scope(), ctx.https_config())?)
 }
 
 /// One end-to-end session (token exchange + WebSocket), closed and deleted at once: fails fast

@@ -5,9 +5,7 @@
 use std::collections::HashMap;
 
 use bastion_arm::access::{self, CheckOutcome, RoleCheck, ScopeKind, ScopePermissions};
-use bastion_arm::bastion::Usage;
-use bastion_arm::preflight::{Report, gate_findings, run_aks_preflight};
-use bastion_arm::resource_id::ResourceId;
+use bastion_arm::{Report, ResourceId, Usage, gate_findings, run_aks_preflight};
 use serde_json::json;
 
 use crate::cli::{CheckAksArgs, CheckTunnelArgs};

@@ -1,12 +1,11 @@
 //! Shared by `aks`, `check aks` and `demo`: the cluster, its Bastion, and the pre-flight report.
 
 use bastion_arm::access::{self, CheckOutcome, RoleCheck};
-use bastion_arm::aks::{CredentialError, ManagedCluster};
-use bastion_arm::client::ArmClient;
-use bastion_arm::discovery::{Discovery, DiscoveryError, discover_bastion};
-use bastion_arm::error::ArmError;
-use bastion_arm::preflight::{Finding, Report, Status};
-use bastion_arm::resource_id::ResourceId;
+use bastion_arm::model::ManagedCluster;
+use bastion_arm::{
+    ArmClient, ArmError, CredentialError, Discovery, DiscoveryError, Finding, Report, ResourceId,
+    Status, discover_bastion,
+};
 
 use crate::cli::AksTargetArgs;
 use crate::exit::{CliError, CliResult, Code};
@@ -71,24 +70,12 @@ pub async fn find_bastion(
 }
 
 fn discovery_failure(e: DiscoveryError, bastion_arg: Option<&str>) -> BastionFailure {
-    use DiscoveryError as D;
-    if let D::Arm(arm) = e {
+    if let DiscoveryError::Arm(arm) = e {
         return arm_failure(*arm, bastion_arg);
     }
-    let code = match &e {
-        D::InvalidBastionId { .. } | D::NotABastionId { .. } => Code::Usage,
-        D::BastionIdNotFound { .. }
-        | D::BastionNameNotFound { .. }
-        | D::ManagedBastionNotFound { .. } => Code::NotFound,
-        // Not found where we may look, but some places refused us: an access problem.
-        D::NoBastionFound { denied, .. } if !denied.is_empty() => Code::Auth,
-        D::NoBastionFound { .. } => Code::NotFound,
-        D::AmbiguousName { .. } | D::Ambiguous { .. } => Code::Usage,
-        _ => Code::Other,
-    };
-    let text = e.to_string();
-    let err = CliError::new(code, &text);
-    BastionFailure::Error(if text.contains("403") {
+    let refused = e.to_string().contains("403");
+    let err = CliError::from(e);
+    BastionFailure::Error(if refused {
         err.hint("some places could not be searched (HTTP 403): you may lack Reader there; pass --bastion with the Bastion's resource id, and `bastion check aks --bastion <id>` shows which role is missing")
     } else {
         err
@@ -137,13 +124,7 @@ pub fn credential_error(e: CredentialError) -> CliError {
                 err
             }
         }
-        CredentialError::Aks(aks) => {
-            let code = match aks {
-                bastion_arm::aks::AksError::LocalAccountsDisabled { .. } => Code::Preflight,
-                _ => Code::Other,
-            };
-            CliError::new(code, aks.to_string())
-        }
+        CredentialError::Aks(aks) => CliError::from(aks),
         other => CliError::new(Code::Other, other.to_string()),
     }
 }

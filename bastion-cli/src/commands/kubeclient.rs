@@ -1,17 +1,23 @@
 //! A built-in `kubectl get pods` for the demo when kubectl is not installed: reads the
-//! kubeconfig `bastion aks` wrote and asks the API server through the tunnel over HTTPS,
-//! verifying its certificate against the kubeconfig's CA and `tls-server-name`.
+//! kubeconfig `bastion aks` wrote (through [`Kubeconfig::api_server_access`]) and asks the API
+//! server through the tunnel over HTTPS, verifying its certificate against the kubeconfig's CA
+//! and `tls-server-name`, with the user's token or client certificate.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
+use bastion_arm::{ClientCertificate, Kubeconfig};
+use bastion_core::Secret;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;
+use rustls::SignatureScheme;
+use rustls::client::ResolvesClientCert;
+use rustls::pki_types::PrivateKeyDer;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::sign::CertifiedKey;
 use serde_json::Value as Json;
-use serde_yaml_ng::Value;
 use tokio::net::TcpStream;
 
 use crate::exit::{CliError, CliResult, Code};
@@ -105,74 +111,52 @@ struct Target {
     host: String,
     port: u16,
     server_name: String,
-    ca_pem: Vec<u8>,
-    token: String,
+    tls: Arc<rustls::ClientConfig>,
+    token: Option<Secret>,
 }
 
 impl Target {
+    /// The current context's server, trust and credentials, from the library's reading of the
+    /// kubeconfig; the TLS configuration from bastion-core's, plus the client certificate.
     fn from_kubeconfig(path: &Path) -> CliResult<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            CliError::new(Code::Other, format!("cannot read {}: {e}", path.display()))
-        })?;
-        let doc: Value = serde_yaml_ng::from_str(&text)
-            .map_err(|e| CliError::new(Code::Other, format!("invalid kubeconfig: {e}")))?;
-        let named = |section: &str, name: &str| {
-            doc.get(section)
-                .and_then(Value::as_sequence)
-                .into_iter()
-                .flatten()
-                .find(|e| e.get("name").and_then(Value::as_str) == Some(name))
-                .cloned()
-        };
-        let bad = |what: &str| CliError::new(Code::Other, format!("the kubeconfig has no {what}"));
-        let current = doc
-            .get("current-context")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("current-context"))?;
-        let context = named("contexts", current).ok_or_else(|| bad("current context"))?;
-        let field = |v: &Value, path: &[&str]| {
-            path.iter()
-                .try_fold(v, |v, k| v.get(*k))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
-        let cluster_name =
-            field(&context, &["context", "cluster"]).ok_or_else(|| bad("cluster"))?;
-        let user_name = field(&context, &["context", "user"]).ok_or_else(|| bad("user"))?;
-        let cluster = named("clusters", &cluster_name).ok_or_else(|| bad("cluster entry"))?;
-        let user = named("users", &user_name).ok_or_else(|| bad("user entry"))?;
-        let server = field(&cluster, &["cluster", "server"]).ok_or_else(|| bad("server"))?;
-        let url = url::Url::parse(&server).map_err(|_| bad("valid server URL"))?;
-        let host = url.host_str().ok_or_else(|| bad("server host"))?.to_owned();
-        let port = url.port_or_known_default().unwrap_or(443);
-        let server_name =
-            field(&cluster, &["cluster", "tls-server-name"]).unwrap_or_else(|| host.clone());
-        let ca_pem = field(&cluster, &["cluster", "certificate-authority-data"])
-            .and_then(|b| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(b.trim())
-                    .ok()
-            })
-            .ok_or_else(|| bad("certificate-authority-data"))?;
-        let token = field(&user, &["user", "token"]).ok_or_else(|| {
+        let access = Kubeconfig::read(path)?.api_server_access()?;
+        let host = access
+            .server
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = access.server.port_or_known_default().unwrap_or(443);
+        let ca_pem = access.certificate_authority.ok_or_else(|| {
             CliError::new(
                 Code::Other,
-                "the built-in client supports bearer-token users only; install kubectl",
+                "the kubeconfig has no certificate-authority-data",
             )
         })?;
+        let credentials = access.credentials;
+        if credentials.token.is_none() && credentials.client_certificate.is_none() {
+            return Err(CliError::new(
+                Code::Other,
+                "the built-in client supports bearer-token and client-certificate users only; install kubectl",
+            ));
+        }
+        let mut tls = bastion_core::tls::client_config(Some(&ca_pem))
+            .map_err(|e| CliError::new(Code::Other, e.to_string()))?;
+        if let Some(cert) = &credentials.client_certificate {
+            tls.client_auth_cert_resolver = Arc::new(ClientCert::new(cert)?);
+        }
         Ok(Self {
             host,
             port,
-            server_name,
-            ca_pem,
-            token,
+            server_name: access.tls_server_name,
+            tls: Arc::new(tls),
+            token: credentials.token,
         })
     }
 
     async fn get(&self, path: &str) -> CliResult<Bytes> {
-        let tls = bastion_core::tls::client_config(Some(&self.ca_pem))
-            .map_err(|e| CliError::new(Code::Other, e.to_string()))?;
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+        let connector = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls));
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| {
@@ -193,13 +177,16 @@ impl Target {
             .await
             .map_err(|e| fail(format!("HTTP with the API server failed: {e}")))?;
         let driver = tokio::spawn(conn);
-        let req = http::Request::get(path)
+        let mut req = http::Request::get(path)
             .header(http::header::HOST, self.server_name.as_str())
-            .header(http::header::ACCEPT, "application/json")
-            .header(
+            .header(http::header::ACCEPT, "application/json");
+        if let Some(token) = &self.token {
+            req = req.header(
                 http::header::AUTHORIZATION,
-                format!("Bearer {}", self.token),
-            )
+                format!("Bearer {}", token.expose()),
+            );
+        }
+        let req = req
             .body(Empty::<Bytes>::new())
             .map_err(|e| CliError::new(Code::Other, e.to_string()))?;
         let resp = sender
@@ -221,5 +208,93 @@ impl Target {
             )));
         }
         Ok(body)
+    }
+}
+
+/// Presents the kubeconfig user's client certificate whenever the API server asks for one.
+#[derive(Debug)]
+struct ClientCert(Arc<CertifiedKey>);
+
+impl ClientCert {
+    fn new(cert: &ClientCertificate) -> CliResult<Self> {
+        let unusable = |e: String| {
+            CliError::new(
+                Code::Other,
+                format!("the kubeconfig's client certificate is unusable: {e}"),
+            )
+        };
+        let chain = bastion_core::tls::parse_pem_certs(&cert.certificate_pem)
+            .map_err(|e| unusable(e.to_string()))?;
+        let key = PrivateKeyDer::from_pem_slice(cert.key_pem.expose().as_bytes())
+            .map_err(|e| unusable(e.to_string()))?;
+        let key = CertifiedKey::from_der(chain, key, &bastion_core::tls::crypto_provider())
+            .map_err(|e| unusable(e.to_string()))?;
+        Ok(Self(Arc::new(key)))
+    }
+}
+
+impl ResolvesClientCert for ClientCert {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    use super::*;
+
+    fn kubeconfig(user: &str) -> tempfile::NamedTempFile {
+        let ca = base64::engine::general_purpose::STANDARD
+            .encode(bastion_emulator::TestCa::new().unwrap().ca_pem());
+        let text = format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\n\
+             clusters: [{{name: k, cluster: {{server: 'https://localhost:6443/', tls-server-name: api.test, certificate-authority-data: {ca}}}}}]\n\
+             contexts: [{{name: c, context: {{cluster: k, user: u}}}}]\n\
+             users: [{{name: u, user: {user}}}]\n"
+        );
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    #[test]
+    fn token_and_client_certificate_users_are_read_from_the_kubeconfig() {
+        let file = kubeconfig("{token: t0k3n}");
+        let target = Target::from_kubeconfig(file.path()).unwrap();
+        assert_eq!((target.host.as_str(), target.port), ("localhost", 6443));
+        assert_eq!(target.server_name, "api.test");
+        assert_eq!(target.token.as_ref().map(Secret::expose), Some("t0k3n"));
+        assert!(!target.tls.client_auth_cert_resolver.has_certs());
+
+        let ca = bastion_emulator::TestCa::new().unwrap();
+        let (cert, key) = ca.issue(&["clusterAdmin".to_owned()]).unwrap();
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let file = kubeconfig(&format!(
+            "{{client-certificate-data: {}, client-key-data: {}}}",
+            b64(&cert),
+            b64(&key)
+        ));
+        let target = Target::from_kubeconfig(file.path()).unwrap();
+        assert!(target.token.is_none());
+        assert!(target.tls.client_auth_cert_resolver.has_certs());
+    }
+
+    #[test]
+    fn unusable_users_are_refused_up_front() {
+        let file = kubeconfig("{exec: {command: kubelogin}}");
+        let err = Target::from_kubeconfig(file.path()).err().unwrap();
+        assert!(err.to_string().contains("install kubectl"), "{err}");
+        let file = kubeconfig("{client-certificate-data: Q0VSVA==, client-key-data: S0VZ}");
+        let err = Target::from_kubeconfig(file.path()).err().unwrap();
+        assert!(
+            err.to_string().contains("client certificate is unusable"),
+            "{err}"
+        );
     }
 }

@@ -2,12 +2,11 @@
 //! the user's `--kubeconfig-path` (merged, edited in place, restored on exit), or
 //! `--kubeconfig-out` (kept).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use bastion_arm::kubeconfig::{ClusterSelector, Kubeconfig, RewriteRecord};
-use serde_yaml_ng::Value;
+use bastion_arm::{ClusterSelector, Kubeconfig, RewriteRecord};
 
-use crate::exit::{CliError, CliResult, Code};
+use crate::exit::CliResult;
 use crate::output::Output;
 
 /// Where the kubeconfig goes.
@@ -53,15 +52,7 @@ impl KubeFile {
         let cluster = fetched.resolve_cluster(ClusterSelector::CurrentContext)?;
         let (path, mut doc) = match &destination {
             Destination::Temporary(p) | Destination::Persist(p) => (p.clone(), fetched),
-            Destination::InPlace(p) => {
-                let merged = if p.exists() {
-                    let existing = Kubeconfig::read(p)?;
-                    merge(existing.as_value(), fetched.as_value())?
-                } else {
-                    fetched
-                };
-                (p.clone(), merged)
-            }
+            Destination::InPlace(p) => (p.clone(), fetched.merged_into_file(p)?),
         };
         let record = doc.point_at_tunnel(ClusterSelector::Named(&cluster), port)?;
         doc.write(&path)?;
@@ -91,7 +82,7 @@ impl KubeFile {
                     ));
                 }
             }
-            Destination::InPlace(p) => match restore(p, &self.record) {
+            Destination::InPlace(p) => match Kubeconfig::restore_file(p, &self.record) {
                 Ok(true) => out.info(format!(
                     "Restored the server of cluster '{}' in {}",
                     self.record.cluster,
@@ -111,63 +102,6 @@ impl KubeFile {
             )),
         }
     }
-}
-
-fn restore(path: &Path, record: &RewriteRecord) -> CliResult<bool> {
-    let mut kc = Kubeconfig::read(path)?;
-    if !kc.restore(record) {
-        return Ok(false);
-    }
-    kc.write(path)?;
-    Ok(true)
-}
-
-/// Merges `new` into `base` like `az aks get-credentials`: clusters, contexts and users are
-/// replaced by name or appended; `current-context` becomes the new one.
-fn merge(base: &Value, new: &Value) -> CliResult<Kubeconfig> {
-    let mut doc = base.clone();
-    let Some(map) = doc.as_mapping_mut() else {
-        return Err(CliError::new(
-            Code::Usage,
-            "the --kubeconfig-path file is not a kubeconfig (not a YAML mapping)",
-        )
-        .hint(
-            "point --kubeconfig-path at a kubeconfig file, or leave it out for a temporary one",
-        ));
-    };
-    for section in ["clusters", "contexts", "users"] {
-        let key = Value::String(section.to_owned());
-        let incoming: Vec<Value> = new
-            .get(section)
-            .and_then(Value::as_sequence)
-            .cloned()
-            .unwrap_or_default();
-        let entry = map
-            .entry(key)
-            .or_insert_with(|| Value::Sequence(Vec::new()));
-        if !entry.is_sequence() {
-            *entry = Value::Sequence(Vec::new());
-        }
-        if let Some(list) = entry.as_sequence_mut() {
-            for item in incoming {
-                let name = item.get("name").cloned();
-                match list.iter_mut().find(|e| e.get("name") == name.as_ref()) {
-                    Some(existing) => *existing = item,
-                    None => list.push(item),
-                }
-            }
-        }
-    }
-    if let Some(current) = new.get("current-context") {
-        map.insert(Value::String("current-context".into()), current.clone());
-    }
-    for (k, v) in [("apiVersion", "v1"), ("kind", "Config")] {
-        map.entry(Value::String(k.into()))
-            .or_insert_with(|| Value::String(v.into()));
-    }
-    let text = serde_yaml_ng::to_string(&doc)
-        .map_err(|e| CliError::new(Code::Other, format!("cannot merge the kubeconfig: {e}")))?;
-    Ok(Kubeconfig::parse(&text)?)
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 
 use std::net::IpAddr;
 
-use bastion_arm::bastion::{BastionHost, EndpointPlan, Usage};
-use bastion_arm::resource_id::ResourceId;
+use bastion_arm::model::BastionHost;
+use bastion_arm::{EndpointPlan, ResourceId, Usage};
 use bastion_core::{Endpoint, EndpointKind, Target, TunnelConfig};
 
 use crate::cli::{BastionArgs, TargetArgs};
@@ -173,25 +173,12 @@ pub fn config_for_plan(
     port: u16,
     target_args: &TargetArgs,
 ) -> CliResult<TunnelConfig> {
-    let endpoint = Endpoint::parse(&plan.host).map_err(|e| {
-        CliError::new(
-            Code::Other,
-            format!(
-                "Bastion '{}' reports an unusable dnsName: {e}",
-                bastion.display_name()
-            ),
-        )
-    })?;
     let tunnel_target = match target {
         TargetSpec::Resource(id) => Target::resource(id, port).map_err(usage)?,
         TargetSpec::Ip(ip) => Target::ip_connect(bastion.id.as_str(), *ip, port).map_err(usage)?,
     };
-    let mut config = base_config(ctx, endpoint, tunnel_target, target_args);
-    config.kind = plan.kind;
-    config.bastion_resource_id = Some(bastion.id.as_str().to_owned());
-    if let Some(max) = plan.max_concurrent_connections {
-        config.max_concurrent = Some(max as usize);
-    }
+    let mut config = plan.tunnel_config(tunnel_target, &ctx.scope(), ctx.https_config())?;
+    config.allow_any_port = target_args.allow_any_port;
     if plan.kind == EndpointKind::Developer {
         ctx.out.warn(format!(
             "Bastion '{}' is {} SKU: one connection at a time, others wait their turn",

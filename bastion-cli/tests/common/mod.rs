@@ -2,15 +2,19 @@
 //! and bounded waits on a running command's stderr.
 #![allow(dead_code)]
 
-use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::{ExitStatus, Output, Stdio};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use bastion_emulator::{
     self, BastionFixture, Emulator, EmulatorConfig, TEST_TENANT, TargetFixture, TestClaims,
+    sandbox_vm,
 };
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
 
 /// The binary under test.
@@ -35,10 +39,21 @@ pub fn bastion() -> Command {
     cmd
 }
 
-/// Runs `bastion args...` to completion (bounded) and returns its output.
-pub async fn run(args: &[&str], env: &[(String, String)]) -> std::process::Output {
+/// `bastion args...` with `env` on top of the clean environment of [`bastion`].
+pub fn command(args: &[&str], env: &[(String, String)]) -> Command {
     let mut cmd = bastion();
     cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
+/// Runs `bastion args...` to completion (bounded) and returns its output.
+pub async fn run(args: &[&str], env: &[(String, String)]) -> Output {
+    run_command(command(args, env)).await
+}
+
+/// Runs `cmd` to completion (bounded by [`WAIT`]) with stdout and stderr captured.
+pub async fn run_command(mut cmd: Command) -> Output {
+    let args: Vec<_> = cmd.as_std().get_args().map(|a| a.to_owned()).collect();
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawn bastion");
     tokio::time::timeout(WAIT, child.wait_with_output())
@@ -47,10 +62,34 @@ pub async fn run(args: &[&str], env: &[(String, String)]) -> std::process::Outpu
         .expect("wait for bastion")
 }
 
+/// Asserts exit code 0 (showing both streams if not) and returns (stdout, stderr).
+#[track_caller]
+pub fn assert_success(output: &Output) -> (String, String) {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "exit {:?}\n{stdout}\n{stderr}",
+        output.status
+    );
+    (stdout, stderr)
+}
+
+/// Asserts `dir` (a private TMPDIR) is empty: nothing was left on disk.
+#[track_caller]
+pub fn assert_nothing_left_in(dir: &Path) {
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left on disk: {left:?}");
+}
+
 /// Asserts a clean failure: the exit code, exactly one `error:` line on stderr, no panic and
 /// no backtrace. Returns the error line.
 #[track_caller]
-pub fn assert_clean_error(output: &std::process::Output, code: i32) -> String {
+pub fn assert_clean_error(output: &Output, code: i32) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         !stderr.contains("panicked") && !stderr.contains("stack backtrace"),
@@ -73,6 +112,71 @@ pub fn assert_clean_error(output: &std::process::Output, code: i32) -> String {
         "the error should say what to do: {line}"
     );
     line
+}
+
+/// Runs `bastion check args...` and returns its output and its stdout (the report).
+pub async fn check(args: &[&str], env: &[(String, String)]) -> (Output, String) {
+    let mut all = vec!["check"];
+    all.extend_from_slice(args);
+    let out = run(&all, env).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out, stdout)
+}
+
+/// The report row that starts with `status_and_id` (e.g. `FAIL    R3`) with its indented
+/// continuation lines (the fix), joined by newlines.
+#[track_caller]
+pub fn report_row(stdout: &str, status_and_id: &str) -> String {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with(status_and_id))
+        .unwrap_or_else(|| panic!("no {status_and_id} row in:\n{stdout}"));
+    lines[start..]
+        .iter()
+        .take_while(|l| l.starts_with(status_and_id) || l.starts_with("            "))
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Asserts a passing check report: exit code 0 and each of `rows` (e.g. `PASS    N1`) in it.
+#[track_caller]
+pub fn assert_check_passed(out: &Output, stdout: &str, rows: &[&str]) {
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in rows {
+        assert!(stdout.contains(row), "{row:?} missing:\n{stdout}");
+    }
+}
+
+/// Asserts a failing check report: the row `FAIL    <id>` is in it, and the command failed
+/// cleanly with exit code 4 (pre-flight failed). Returns the row (with its fix lines) and the
+/// error line.
+#[track_caller]
+pub fn assert_check_failed(out: &Output, stdout: &str, id: &str) -> (String, String) {
+    let row = report_row(stdout, &format!("FAIL    {id}"));
+    let error = assert_clean_error(out, 4);
+    (row, error)
+}
+
+/// BASTION_CA_FILE, BASTION_RESOLVE (`host=ip,...`), BASTION_AUTH=token and BASTION_TOKEN: what
+/// points `bastion` at emulators on loopback.
+fn emulator_env(
+    ca_file: &Path,
+    resolve: &[(String, IpAddr)],
+    token: &str,
+) -> Vec<(String, String)> {
+    let resolve: Vec<String> = resolve.iter().map(|(h, ip)| format!("{h}={ip}")).collect();
+    vec![
+        ("BASTION_CA_FILE".into(), ca_file.display().to_string()),
+        ("BASTION_RESOLVE".into(), resolve.join(",")),
+        ("BASTION_AUTH".into(), "token".into()),
+        ("BASTION_TOKEN".into(), token.to_owned()),
+    ]
 }
 
 /// The Bastion data-plane emulator with a Standard Bastion and a VM whose port 22 is an echo
@@ -128,22 +232,139 @@ impl CoreSandbox {
 
     /// BASTION_CA_FILE, BASTION_RESOLVE, BASTION_AUTH=token, BASTION_TOKEN.
     pub fn env(&self) -> Vec<(String, String)> {
-        let resolve: Vec<String> = self
-            .emu
-            .resolve_overrides()
-            .iter()
-            .map(|(h, ip)| format!("{h}={ip}"))
-            .collect();
-        vec![
-            (
-                "BASTION_CA_FILE".into(),
-                self.ca_file.path().display().to_string(),
-            ),
-            ("BASTION_RESOLVE".into(), resolve.join(",")),
-            ("BASTION_AUTH".into(), "token".into()),
-            ("BASTION_TOKEN".into(), self.token.clone()),
-        ]
+        emulator_env(
+            self.ca_file.path(),
+            &self.emu.resolve_overrides(),
+            &self.token,
+        )
     }
+}
+
+impl CoreSandbox {
+    /// `bastion LEADING... --bastion-endpoint ENDPOINT --target-resource-id VM ARGS...` against
+    /// this sandbox, with its environment. `leading` is the subcommand and any global options
+    /// before it, e.g. `["--output", "json", "tunnel"]`.
+    pub fn command(&self, leading: &[&str], args: &[&str]) -> Command {
+        let endpoint = self.endpoint();
+        let mut all = leading.to_vec();
+        all.extend_from_slice(&[
+            "--bastion-endpoint",
+            &endpoint,
+            "--target-resource-id",
+            &self.vm,
+        ]);
+        all.extend_from_slice(args);
+        command(&all, &self.env())
+    }
+
+    /// `bastion tunnel ... --resource-port 22 ARGS...` to the echo server.
+    pub fn tunnel(&self, args: &[&str]) -> Command {
+        let mut all = vec!["--resource-port", "22"];
+        all.extend_from_slice(args);
+        self.command(&["tunnel"], &all)
+    }
+
+    /// `bastion proxy ... ARGS...` to the echo server, with stdin, stdout and stderr piped.
+    pub fn proxy(&self, args: &[&str]) -> Command {
+        let mut cmd = self.command(&["proxy"], args);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+}
+
+/// Spawns `bastion tunnel ... --resource-port 22 ARGS...` against `sandbox` and waits for it
+/// to be ready: the running tunnel and its local port.
+pub async fn spawn_tunnel(sandbox: &CoreSandbox, args: &[&str]) -> (Running, u16) {
+    start_tunnel(sandbox.tunnel(args)).await
+}
+
+/// Spawns a `bastion tunnel` command and waits for its ready line: the running tunnel and its
+/// local port.
+pub async fn start_tunnel(cmd: Command) -> (Running, u16) {
+    let mut run = Running::spawn(cmd);
+    let port = run.ready_port().await;
+    (run, port)
+}
+
+/// The resource id of the VM that `bastion emulate` adds to its sandbox (`vm1` in `vm-rg`).
+pub static EMULATED_VM: LazyLock<String> = LazyLock::new(sandbox_vm::vm_id);
+
+/// `tunnel -n BASTION -g vm-rg --target-resource-id <vm1> --resource-port PORT`: a tunnel to
+/// the VM that `bastion emulate` adds to its sandbox.
+pub fn emulated_vm_tunnel_args<'a>(bastion: &'a str, port: &'a str) -> [&'a str; 9] {
+    [
+        "tunnel",
+        "-n",
+        bastion,
+        "-g",
+        sandbox_vm::VM_RESOURCE_GROUP,
+        "--target-resource-id",
+        &EMULATED_VM,
+        "--resource-port",
+        port,
+    ]
+}
+
+/// Spawns `bastion tunnel` (stdout discarded) to the `bastion emulate` sandbox's VM through
+/// `bastion` and waits for it to be ready: the running tunnel and its local port.
+pub async fn spawn_emulated_vm_tunnel(
+    env: &[(String, String)],
+    bastion: &str,
+    port: &str,
+) -> (Running, u16) {
+    let mut cmd = command(&emulated_vm_tunnel_args(bastion, port), env);
+    cmd.stdout(Stdio::null());
+    start_tunnel(cmd).await
+}
+
+/// Connects to a local tunnel port.
+pub async fn connect(port: u16) -> TcpStream {
+    TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect to the tunnel")
+}
+
+/// Writes `msg` on `conn` and reads (bounded by [`WAIT`]) as many bytes back.
+pub async fn round_trip(conn: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
+    conn.write_all(msg).await.unwrap();
+    let mut back = vec![0u8; msg.len()];
+    tokio::time::timeout(WAIT, conn.read_exact(&mut back))
+        .await
+        .expect("echo in time")
+        .unwrap();
+    back
+}
+
+/// Spawns a `bastion proxy` command (see [`CoreSandbox::proxy`]) and takes its stdin and stdout.
+pub fn spawn_proxy(mut cmd: Command) -> (Child, ChildStdin, ChildStdout) {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn bastion");
+    let stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    (child, stdin, stdout)
+}
+
+/// Waits up to 15 s for `child` to exit (`what`: the panic message if it does not).
+pub async fn exit_status(child: &mut Child, what: &str) -> ExitStatus {
+    tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect(what)
+        .expect("wait")
+}
+
+/// Reads `child`'s piped stderr to the end.
+pub async fn read_stderr(child: &mut Child) -> String {
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr piped")
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    stderr
 }
 
 /// A running `bastion` whose stderr is collected line by line.
@@ -238,6 +459,16 @@ impl Running {
     pub fn stderr(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
+
+    /// Asserts that the stderr collected so far contains `text`.
+    #[track_caller]
+    pub fn assert_stderr_contains(&self, text: &str) {
+        let stderr = self.stderr();
+        assert!(
+            stderr.contains(text),
+            "{text:?} missing from stderr:\n{stderr}"
+        );
+    }
 }
 
 /// bastion-arm's sandbox (ARM, Bastion data plane, Kubernetes stand-in) in this process, and
@@ -268,31 +499,35 @@ impl ArmSandbox {
         self.env_for(&self.sandbox.token_for(principal).expect("principal"))
     }
 
-    fn env_for(&self, token: &str) -> Vec<(String, String)> {
-        let resolve: Vec<String> = self
-            .sandbox
-            .resolve()
-            .iter()
-            .map(|(h, ip)| format!("{h}={ip}"))
-            .collect();
-        vec![
-            (
-                "BASTION_ARM_ENDPOINT".into(),
-                self.sandbox.arm_endpoint().to_string(),
-            ),
-            (
-                "BASTION_CA_FILE".into(),
-                self.ca_file.path().display().to_string(),
-            ),
-            ("BASTION_RESOLVE".into(), resolve.join(",")),
-            ("BASTION_AUTH".into(), "token".into()),
-            ("BASTION_TOKEN".into(), token.to_owned()),
-            (
-                "AZURE_SUBSCRIPTION_ID".into(),
-                bastion_emulator::sandbox::SPOKE_SUBSCRIPTION.into(),
-            ),
-        ]
+    /// `bastion aks -n myaks -g aks-rg ARGS...` as the full-access user.
+    pub fn aks(&self, args: &[&str]) -> Command {
+        command(&myaks_args(&["aks"], args), &self.env())
     }
+
+    fn env_for(&self, token: &str) -> Vec<(String, String)> {
+        let mut env = vec![(
+            "BASTION_ARM_ENDPOINT".into(),
+            self.sandbox.arm_endpoint().to_string(),
+        )];
+        env.extend(emulator_env(
+            self.ca_file.path(),
+            &self.sandbox.resolve(),
+            token,
+        ));
+        env.push((
+            "AZURE_SUBSCRIPTION_ID".into(),
+            bastion_emulator::sandbox::SPOKE_SUBSCRIPTION.into(),
+        ));
+        env
+    }
+}
+
+/// `LEADING... -n myaks -g aks-rg ARGS...`: arguments naming the sandbox's private cluster.
+pub fn myaks_args<'a>(leading: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = leading.to_vec();
+    all.extend_from_slice(&["-n", "myaks", "-g", "aks-rg"]);
+    all.extend_from_slice(args);
+    all
 }
 
 /// Starts `bastion emulate` and reads the `export NAME='value'` lines it prints, up to its

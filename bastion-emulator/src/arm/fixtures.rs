@@ -5,8 +5,9 @@
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use bastion_arm::access::{self, Permission};
-use bastion_arm::resource_id::ResourceId;
+use bastion_arm::ResourceId;
+use bastion_arm::access;
+use bastion_arm::model::Permission;
 
 /// A user or service principal.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,6 @@
-//! The ARM emulator: an HTTPS server answering the reads bastion makes (spec §12), with
-//! authentication, role-based authorization driven by one assignment table, paging, fault
-//! injection and a request log.
+//! The ARM emulator: an HTTPS server answering the reads bastion makes (see
+//! docs/arm-and-aks.md#arm-emulator), with authentication, role-based authorization driven by
+//! one assignment table, paging, fault injection and a request log.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -19,9 +19,8 @@ use super::faults::{self, Fault, FaultKind};
 use super::fixtures::{CredentialKind, Fixtures, kubeconfig_for};
 use crate::respond::{self, Resp};
 use crate::server::{Handler, HandlerFuture, Reply, Req, TlsServer};
-use bastion_arm::client::{ArmClientConfig, RetryConfig};
-use bastion_arm::credential::Cloud;
-use bastion_arm::resource_id::{ResourceId, Scope};
+use bastion_arm::{ArmClientConfig, Cloud, ResourceId, ResourceScope};
+use bastion_core::{HttpsConfig, RetryPolicy};
 
 /// The host name the emulator's endpoint uses by default (resolved to loopback by overrides).
 pub const DEFAULT_ARM_HOST: &str = "management.emulator.test";
@@ -185,16 +184,20 @@ impl ArmEmulator {
     pub fn client_config(&self) -> ArmClientConfig {
         ArmClientConfig {
             cloud: Cloud::custom(self.endpoint()),
-            extra_root_ca_pem: Some(self.state.ca_pem.clone().into_bytes()),
-            resolve: self.resolve(),
-            connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(20),
-            retry: RetryConfig {
+            https: HttpsConfig {
+                extra_root_ca_pem: Some(self.state.ca_pem.clone().into_bytes()),
+                resolve: self.resolve(),
+                connect_timeout: Duration::from_secs(5),
+                request_timeout: Duration::from_secs(20),
+                ..HttpsConfig::default()
+            },
+            retry: RetryPolicy {
                 max_retries: 3,
                 initial_delay: Duration::from_millis(20),
                 max_delay: Duration::from_millis(200),
                 max_retry_after: Duration::from_secs(5),
                 max_total: Duration::from_secs(30),
+                ..ArmClientConfig::default_retry()
             },
             ..ArmClientConfig::default()
         }
@@ -821,14 +824,14 @@ impl ArmState {
             }
             Route::List { parent, ty } => {
                 check_group(&fixtures, &parent)?;
-                if parent.scope() == Scope::Resource && fixtures.find(&parent).is_none() {
+                if parent.scope() == ResourceScope::Resource && fixtures.find(&parent).is_none() {
                     return Err(parent_not_found(&parent));
                 }
                 let items: Vec<Value> = fixtures
                     .resources()
                     .filter(|(id, _)| id.is_type(ty.canonical))
                     .filter(|(id, _)| match parent.scope() {
-                        Scope::Subscription => id
+                        ResourceScope::Subscription => id
                             .subscription()
                             .eq_ignore_ascii_case(parent.subscription()),
                         _ => id.parent().as_ref() == Some(&parent),
@@ -929,7 +932,9 @@ fn check_group(fixtures: &Fixtures, id: &ResourceId) -> Result<(), Fail> {
 
 fn check_parent(fixtures: &Fixtures, id: &ResourceId) -> Result<(), Fail> {
     match id.parent() {
-        Some(parent) if parent.scope() == Scope::Resource && fixtures.find(&parent).is_none() => {
+        Some(parent)
+            if parent.scope() == ResourceScope::Resource && fixtures.find(&parent).is_none() =>
+        {
             Err(parent_not_found(&parent))
         }
         _ => Ok(()),
@@ -988,7 +993,9 @@ mod tests {
             "v",
         )
         .unwrap();
-        assert!(matches!(&r, Route::List { parent, .. } if parent.scope() == Scope::Subscription));
+        assert!(
+            matches!(&r, Route::List { parent, .. } if parent.scope() == ResourceScope::Subscription)
+        );
         let r = parse_route("GET", &segs("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/privateDnsZones/z.io/virtualNetworkLinks"), "v").unwrap();
         assert!(matches!(&r, Route::List { parent, .. } if parent.name() == "z.io"));
         let r = parse_route("POST", &segs("/subscriptions/s/resourcegroups/rg/providers/Microsoft.ContainerService/managedClusters/c/listClusterAdminCredential"), "v").unwrap();

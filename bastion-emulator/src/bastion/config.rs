@@ -109,8 +109,8 @@ impl BastionFixture {
         segment_after(&self.id, "subscriptions")
     }
 
-    /// The `bh-hostConnect` resource id IP connect uses for `ip` (spec §3), in this Bastion's
-    /// subscription and resource group.
+    /// The `bh-hostConnect` resource id IP connect uses for `ip`, in this Bastion's subscription
+    /// and resource group (see docs/protocol.md#targets-and-ip-connect).
     pub fn ip_connect_resource_id(&self, ip: std::net::IpAddr) -> String {
         format!(
             "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/bh-hostConnect/{ip}",

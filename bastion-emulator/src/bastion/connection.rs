@@ -1,4 +1,5 @@
-//! `POST /api/connection`: the Developer/QuickConnect data-pod lookup (spec §2.4).
+//! `POST /api/connection`: the Developer/QuickConnect data-pod lookup (see
+//! docs/protocol.md#data-pod-lookup).
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! The control API on the same port: `/_emulator/*` (spec §14.3).
+//! The control API on the same port: `/_emulator/*` (see docs/protocol.md#control-api).
 //!
 //! | Request | Effect |
 //! |---|---|

@@ -1,4 +1,4 @@
-//! Fault and quirk knobs (spec §14.4), settable at runtime.
+//! Fault and quirk knobs (see docs/protocol.md#fault-knobs), settable at runtime.
 //!
 //! A [`Faults`] value is a set of knobs plus a [`Scope`]; more sets with their own scopes go in
 //! [`Faults::overrides`]. For a given request the emulator starts from the defaults, applies
@@ -125,7 +125,7 @@ pub enum NodeCheck {
     Ignore,
 }
 
-/// Every knob. `Default` = the emulator's normal, spec-conforming behaviour.
+/// Every knob. `Default` = the emulator's normal behaviour (see docs/protocol.md#the-emulator).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Faults {

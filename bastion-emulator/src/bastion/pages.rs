@@ -14,7 +14,7 @@ pub(crate) fn fault_response(f: &HttpFault) -> Resp {
 }
 
 /// A raw HTTP/1.1 response with a Tomcat-style error page, as the service reportedly writes
-/// on an upgraded socket (spec §6.4).
+/// on an upgraded socket (see docs/protocol.md#in-band-http-errors).
 pub(crate) fn tomcat_in_band(code: u16) -> Vec<u8> {
     let r = respond::reason(code);
     let body = format!(

@@ -1,5 +1,6 @@
-//! `POST /api/tokens` (spec §5, validation order of §14.2) and
-//! `DELETE /api/tokens/{authToken}` (§8.3).
+//! `POST /api/tokens` (see docs/protocol.md#token-exchange, checked in the order of
+//! docs/protocol.md#validation-order) and `DELETE /api/tokens/{authToken}` (see
+//! docs/protocol.md#session-delete).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -1,8 +1,9 @@
 //! The WebSocket upgrade: `GET /webtunnelv2/{wsToken}?X-Node-Id=` and
-//! `GET /omni/webtunnel/{wsToken}` (spec §6, §14.2).
+//! `GET /omni/webtunnel/{wsToken}` (see docs/protocol.md#websocket-upgrade, checked in the
+//! order of docs/protocol.md#validation-order).
 //!
-//! The upgrade is done by hand (not by a library) so the handshake quirks of §6.3 can be
-//! produced on demand.
+//! The upgrade is done by hand (not by a library) so the handshake quirks of
+//! docs/protocol.md#handshake-quirks can be produced on demand.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,14 +1,20 @@
-//! The kubeconfig rewrite for a tunnel (`arm-and-aks.md` §6, §9.1 step 7, §11 step 9).
+//! The kubeconfig rewrite for a tunnel (see docs/arm-and-aks.md#kubeconfig-rewrite), merging
+//! into a user's file, and the API server access a client of its own needs.
 //!
 //! The document is edited as a YAML value tree, never as text: CA data, users, exec plugins and
 //! every field this module does not know survive a round trip (comments do not).
 //! `insecure-skip-tls-verify` is never set: the API server's certificate is checked against its
 //! real name through `tls-server-name`.
 
+mod access;
+mod merge;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::{Mapping, Value};
+
+pub use access::{ApiServerAccess, ClientCertificate, UserCredentials};
 
 /// A kubeconfig problem.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +37,22 @@ pub enum KubeconfigError {
     /// The context has no `cluster`.
     #[error("the kubeconfig context '{0}' names no cluster")]
     ContextWithoutCluster(String),
+    /// The context has no `user`.
+    #[error("the kubeconfig context '{0}' names no user")]
+    ContextWithoutUser(String),
+    /// The user is not in `users`.
+    #[error("user '{0}' is not in the kubeconfig")]
+    UserNotFound(String),
+    /// A `*-data` field is not what it should be (standard base64 of PEM).
+    #[error("the kubeconfig's {field} of '{entry}' is unusable: {reason}")]
+    InvalidData {
+        /// The cluster or user name.
+        entry: String,
+        /// The field.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The cluster is not in `clusters`.
     #[error("cluster '{name}' is not in the kubeconfig (clusters: {available})")]
     ClusterNotFound {
@@ -112,7 +134,7 @@ fn name_of(entry: &Value) -> Option<&str> {
 }
 
 /// The host of an https server URL, without port or IPv6 brackets.
-pub fn server_host(server: &str) -> Option<String> {
+fn server_host(server: &str) -> Option<String> {
     let url = url::Url::parse(server.trim()).ok()?;
     if url.scheme() != "https" {
         return None;
@@ -126,7 +148,7 @@ pub fn server_host(server: &str) -> Option<String> {
 }
 
 /// `https://localhost:{port}/`.
-pub fn tunnel_server_url(port: u16) -> String {
+fn tunnel_server_url(port: u16) -> String {
     format!("https://localhost:{port}/")
 }
 
@@ -464,7 +486,7 @@ fn rewrite_args_for_azurecli(args: &[String]) -> Vec<String> {
 /// Writes `yaml` to `path` atomically with mode 0600: a temporary file in the same directory,
 /// flushed and synced, then renamed over `path`. A reader sees the old file or the new one,
 /// never a half-written one.
-pub fn write_atomic(path: &Path, yaml: &str) -> Result<(), KubeconfigError> {
+fn write_atomic(path: &Path, yaml: &str) -> Result<(), KubeconfigError> {
     let io = |source| KubeconfigError::Io {
         path: path.to_owned(),
         source,
@@ -492,7 +514,8 @@ pub fn write_atomic(path: &Path, yaml: &str) -> Result<(), KubeconfigError> {
 }
 
 impl Kubeconfig {
-    /// Serialises and writes to `path` with [`write_atomic`].
+    /// Serialises and writes to `path` atomically with mode 0600: a reader sees the old file or
+    /// the new one, never a half-written one.
     pub fn write(&self, path: &Path) -> Result<(), KubeconfigError> {
         write_atomic(path, &self.to_yaml()?)
     }

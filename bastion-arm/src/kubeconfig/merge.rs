@@ -1,0 +1,167 @@
+//! Merging fetched credentials into a user's kubeconfig file, and undoing the tunnel rewrite in
+//! it afterwards.
+
+use std::path::Path;
+
+use serde_yaml_ng::Value;
+
+use super::{Kubeconfig, KubeconfigError, RewriteRecord, key};
+
+impl Kubeconfig {
+    /// Merges `incoming` into this document like `az aks get-credentials`: its clusters,
+    /// contexts and users replace the entries of the same name or are appended, and its
+    /// `current-context` becomes this document's. `apiVersion: v1` and `kind: Config` are added
+    /// when missing; everything else is kept.
+    pub fn merge(&mut self, incoming: &Kubeconfig) {
+        let Some(map) = self.doc.as_mapping_mut() else {
+            return;
+        };
+        for section in ["clusters", "contexts", "users"] {
+            let entries: Vec<Value> = incoming
+                .doc
+                .get(section)
+                .and_then(Value::as_sequence)
+                .cloned()
+                .unwrap_or_default();
+            let list = map
+                .entry(key(section))
+                .or_insert_with(|| Value::Sequence(Vec::new()));
+            if !list.is_sequence() {
+                *list = Value::Sequence(Vec::new());
+            }
+            if let Some(list) = list.as_sequence_mut() {
+                for entry in entries {
+                    let name = entry.get("name").cloned();
+                    match list.iter_mut().find(|e| e.get("name") == name.as_ref()) {
+                        Some(existing) => *existing = entry,
+                        None => list.push(entry),
+                    }
+                }
+            }
+        }
+        if let Some(current) = incoming.doc.get("current-context") {
+            map.insert(key("current-context"), current.clone());
+        }
+        for (k, v) in [("apiVersion", "v1"), ("kind", "Config")] {
+            map.entry(key(k))
+                .or_insert_with(|| Value::String(v.to_owned()));
+        }
+    }
+
+    /// This document merged into the kubeconfig file at `path` as it is now (see
+    /// [`Kubeconfig::merge`]), or unchanged when there is no such file. Nothing is written.
+    pub fn merged_into_file(self, path: &Path) -> Result<Kubeconfig, KubeconfigError> {
+        if !path.exists() {
+            return Ok(self);
+        }
+        let mut base = Kubeconfig::read(path)?;
+        base.merge(&self);
+        Ok(base)
+    }
+
+    /// Undoes [`Kubeconfig::point_at_tunnel`] in the file at `path` (see
+    /// [`Kubeconfig::restore`]) and writes it back. `Ok(false)`, with the file untouched, when
+    /// its cluster entry no longer points at the tunnel.
+    pub fn restore_file(path: &Path, record: &RewriteRecord) -> Result<bool, KubeconfigError> {
+        let mut doc = Kubeconfig::read(path)?;
+        if !doc.restore(record) {
+            return Ok(false);
+        }
+        doc.write(path)?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ClusterSelector;
+    use super::*;
+
+    const FETCHED: &str = r#"apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: Q0E=
+    server: https://myaks.privatelink.eastus.azmk8s.io:443
+  name: myaks
+contexts:
+- context: {cluster: myaks, user: u}
+  name: myaks
+current-context: myaks
+kind: Config
+users:
+- name: u
+  user: {token: t}
+"#;
+
+    const EXISTING: &str = r#"clusters:
+- cluster: {server: "https://other.example:6443"}
+  name: other
+- cluster: {server: "https://old.example:443"}
+  name: myaks
+contexts:
+- context: {cluster: other, user: o}
+  name: other
+current-context: other
+preferences: {colors: true}
+users:
+- name: o
+  user: {token: x}
+"#;
+
+    #[test]
+    fn merge_replaces_by_name_appends_the_rest_and_switches_context() {
+        let mut base = Kubeconfig::parse(EXISTING).unwrap();
+        base.merge(&Kubeconfig::parse(FETCHED).unwrap());
+        assert_eq!(base.cluster_names(), ["other", "myaks"]);
+        assert_eq!(
+            base.server("myaks"),
+            Some("https://myaks.privatelink.eastus.azmk8s.io:443")
+        );
+        assert_eq!(base.server("other"), Some("https://other.example:6443"));
+        assert_eq!(base.context_names(), ["other", "myaks"]);
+        assert_eq!(base.current_context(), Some("myaks"));
+        let doc = base.as_value();
+        assert_eq!(doc["users"].as_sequence().unwrap().len(), 2);
+        assert_eq!(doc["preferences"]["colors"].as_bool(), Some(true));
+        assert_eq!(doc["apiVersion"].as_str(), Some("v1"));
+        assert_eq!(doc["kind"].as_str(), Some("Config"));
+    }
+
+    #[test]
+    fn merge_into_an_empty_document_or_odd_sections() {
+        let mut base = Kubeconfig::parse("clusters: oops\n").unwrap();
+        base.merge(&Kubeconfig::parse(FETCHED).unwrap());
+        assert_eq!(base.cluster_names(), ["myaks"]);
+        assert_eq!(
+            base.resolve_cluster(ClusterSelector::CurrentContext)
+                .unwrap(),
+            "myaks"
+        );
+    }
+
+    #[test]
+    fn user_file_merged_then_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        let fetched = Kubeconfig::parse(FETCHED).unwrap();
+        // No file yet: the fetched document alone.
+        assert_eq!(fetched.clone().merged_into_file(&path).unwrap(), fetched);
+
+        std::fs::write(&path, EXISTING).unwrap();
+        let mut merged = fetched.merged_into_file(&path).unwrap();
+        let record = merged
+            .point_at_tunnel(ClusterSelector::Named("myaks"), 5555)
+            .unwrap();
+        merged.write(&path).unwrap();
+        assert!(Kubeconfig::restore_file(&path, &record).unwrap());
+        let after = Kubeconfig::read(&path).unwrap();
+        assert_eq!(
+            after.server("myaks"),
+            Some("https://myaks.privatelink.eastus.azmk8s.io:443")
+        );
+        assert_eq!(after.server("other"), Some("https://other.example:6443"));
+        // A second restore finds nothing of ours and changes nothing.
+        assert!(!Kubeconfig::restore_file(&path, &record).unwrap());
+        assert_eq!(Kubeconfig::read(&path).unwrap(), after);
+    }
+}
