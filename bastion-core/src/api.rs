@@ -3,17 +3,22 @@
 //! in production ([`HttpsBastion`]), in memory in the tunnel's unit tests. The wire format is
 //! described in `docs/protocol.md`.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use http::{Method, Request, StatusCode, header};
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use url::Url;
 
 use crate::error::Operation;
 use crate::protocol::{self, Endpoint, TokenResponse};
-use crate::transport::{HttpsClient, http_error};
-use crate::websocket::{self, WsOptions};
+use crate::transport::{HttpsClient, OpenConnection, http_error};
+use crate::websocket::{self, UpgradeConnection, Via, WsOptions};
 use crate::{Error, Result, Secret};
 
 /// A WebSocket-like message transport: a stream and a sink of messages.
@@ -58,14 +63,85 @@ pub(crate) trait BastionApi: Send + Sync + 'static {
 }
 
 /// [`BastionApi`] over the pooled HTTPS transport.
-#[derive(Debug, Clone)]
 pub(crate) struct HttpsBastion {
     http: HttpsClient,
+    upgrade: UpgradeConnection,
+    warm: WarmConnections,
 }
 
 impl HttpsBastion {
-    pub(crate) fn new(http: HttpsClient) -> Self {
-        Self { http }
+    pub(crate) fn new(http: HttpsClient, upgrade: UpgradeConnection) -> Self {
+        Self {
+            http,
+            upgrade,
+            warm: WarmConnections::default(),
+        }
+    }
+
+    /// The connection the upgrade goes on.
+    async fn via(&self, endpoint: &Endpoint) -> Result<Via> {
+        Ok(match self.upgrade {
+            UpgradeConnection::Warm => Via::Connection(self.warm.take(&self.http, endpoint).await?),
+            UpgradeConnection::Fresh => Via::Connection(self.http.open_connection(endpoint).await?),
+            UpgradeConnection::Pooled => Via::Pool,
+        })
+    }
+}
+
+/// A warm connection is not used past this age (servers close idle connections; a fresh one
+/// is cheaper than a failed upgrade).
+const WARM_MAX_AGE: Duration = Duration::from_secs(30);
+
+/// One connection per endpoint, opened ahead of need for the next WebSocket upgrade.
+#[derive(Default)]
+struct WarmConnections {
+    slots: Mutex<HashMap<String, JoinHandle<Result<OpenConnection>>>>,
+}
+
+impl WarmConnections {
+    /// Starts opening the endpoint's warm connection unless one is there or on its way.
+    fn ensure(&self, http: &HttpsClient, endpoint: &Endpoint) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.entry(endpoint.authority()).or_insert_with(|| {
+            let http = http.clone();
+            let endpoint = endpoint.clone();
+            tokio::spawn(async move { http.open_connection(&endpoint).await })
+        });
+    }
+
+    /// Takes the endpoint's warm connection (waiting for it if it is still opening, or opening
+    /// one now if there is none or it went stale), and starts opening the next one.
+    async fn take(&self, http: &HttpsClient, endpoint: &Endpoint) -> Result<OpenConnection> {
+        let next = {
+            let http = http.clone();
+            let endpoint = endpoint.clone();
+            tokio::spawn(async move { http.open_connection(&endpoint).await })
+        };
+        let taken = self
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(endpoint.authority(), next);
+        if let Some(pending) = taken
+            && let Ok(Ok(conn)) = pending.await
+            && conn.is_fresh(WARM_MAX_AGE)
+        {
+            return Ok(conn);
+        }
+        http.open_connection(endpoint).await
+    }
+}
+
+impl Drop for WarmConnections {
+    fn drop(&mut self) {
+        for (_, pending) in self
+            .slots
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+        {
+            pending.abort();
+        }
     }
 }
 
@@ -74,6 +150,10 @@ impl BastionApi for HttpsBastion {
     /// `POST /api/tokens`: exchanges the ARM token for a Bastion session. Success is status 200
     /// exactly; anything else is an [`Error::Http`] carrying the service's message.
     async fn post_token(&self, endpoint: &Endpoint, form: &Secret) -> Result<TokenResponse> {
+        if self.upgrade == UpgradeConnection::Warm {
+            // The upgrade's connection opens while the POST is on its way.
+            self.warm.ensure(&self.http, endpoint);
+        }
         let req = post_request(
             endpoint,
             protocol::TOKENS_PATH,
@@ -141,7 +221,17 @@ impl BastionApi for HttpsBastion {
         url: &Url,
         options: &WsOptions,
     ) -> Result<Transport> {
-        let ws = websocket::connect(&self.http, endpoint, url, options).await?;
+        let limit = options.handshake_timeout;
+        let open = async {
+            let via = self.via(endpoint).await?;
+            websocket::handshake(&self.http, endpoint, url, options, via).await
+        };
+        let ws = tokio::time::timeout(limit, open)
+            .await
+            .map_err(|_| Error::Timeout {
+                what: "WebSocket connect (TCP + TLS + upgrade)",
+                after: limit,
+            })??;
         Ok(Box::new(ws))
     }
 }

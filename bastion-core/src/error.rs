@@ -17,7 +17,7 @@ pub enum Operation {
     DataPodLookup,
     /// The WebSocket upgrade `GET`.
     WebSocketUpgrade,
-    /// Any other request sent through [`crate::http::HttpsClient`].
+    /// Any other request sent through [`crate::HttpsClient`].
     Request,
 }
 
@@ -173,7 +173,8 @@ impl Error {
         }
     }
 
-    /// Whether the failure is the in-band `HTTP/1.1 4xx` after a `101` (§6.4 of the spec).
+    /// Whether the failure is the in-band `HTTP/1.1 4xx` after a `101` (see
+    /// docs/protocol.md#in-band-http-errors).
     pub fn is_in_band_http(&self) -> bool {
         matches!(self, Error::InBandHttp { .. })
     }

@@ -103,4 +103,4 @@ pub use tunnel::{
     ConnectionEvent, DEFAULT_RESTRICTED_PORTS, RelayStats, ServeSummary, Tunnel, TunnelConfig,
     TunnelConnection,
 };
-pub use websocket::WsOptions;
+pub use websocket::{UpgradeConnection, WsOptions};

@@ -1,7 +1,8 @@
 //! The Bastion data-plane protocol without I/O: request bodies, response parsing, URL builders.
 //!
 //! Everything here is a pure function of its inputs, so the wire format is unit-tested without
-//! sockets (see `bastion-data-plane.md` §5, §6.1, §8.3 and §2.4).
+//! sockets. The format is described in docs/protocol.md (#token-exchange, #websocket-url,
+//! #session-delete and #data-pod-lookup).
 
 use std::fmt;
 use std::net::IpAddr;

@@ -3,8 +3,10 @@
 //! The adapter works over any `Stream<Item = Result<Message, E>> + Sink<Message>`: a
 //! tokio-tungstenite `WebSocketStream` in production, an in-memory channel ([`memory_pair`]) in
 //! tests or in-process embeddings. Writes become binary frames of at most `max_frame_size` bytes;
-//! a large write is split and all its frames are fed before one flush, and the next write waits
-//! for that flush, so a peer that stops reading stops the writer (nothing buffers without bound).
+//! a large write is split and all its frames are fed before one flush. A write does not wait for
+//! the previous flush to finish: the transport's own bounded buffer (`poll_ready`) is the
+//! backpressure, so a peer that stops reading stops the writer while a reading peer is never
+//! starved between writes. Reads hand over as many received frames as fit the caller's buffer.
 
 use std::io;
 use std::pin::Pin;
@@ -36,7 +38,8 @@ pub struct StreamConfig {
     /// Send a ping after this long without a received frame; `None` disables pings.
     pub ping_interval: Option<Duration>,
     /// After a ping, how long without any frame before the peer is declared dead. Enforced only
-    /// once the peer has answered a ping on this connection (pong support is unverified).
+    /// once the peer has answered a ping on this connection (pong support is unverified; see
+    /// docs/protocol.md#keepalive-and-pings).
     pub dead_peer_timeout: Duration,
     /// Answer pings from this adapter. tokio-tungstenite answers pings itself, so the
     /// WebSocket path turns this off; in-memory transports keep it on.
@@ -96,6 +99,10 @@ pub struct TunnelStream<S> {
     inner: S,
     config: StreamConfig,
     read_buf: Bytes,
+    /// A non-data message met while handing over several frames, processed on the next read.
+    deferred: Option<Message>,
+    /// A transport error met while handing over several frames, returned on the next read.
+    deferred_error: Option<io::Error>,
     read_done: bool,
     peer_close: Option<CloseInfo>,
     flush_pending: bool,
@@ -137,6 +144,8 @@ where
             inner,
             config,
             read_buf: Bytes::new(),
+            deferred: None,
+            deferred_error: None,
             read_done: false,
             peer_close: None,
             flush_pending: false,
@@ -295,7 +304,37 @@ where
             if !this.read_buf.is_empty() {
                 let n = this.read_buf.len().min(buf.remaining());
                 buf.put_slice(&this.read_buf.split_to(n));
+                // Hand over more frames that have already arrived, so one local write carries
+                // many of them (never waiting for one that has not).
+                while this.read_buf.is_empty() && buf.remaining() > 0 && !this.read_done {
+                    match Pin::new(&mut this.inner).poll_next(cx) {
+                        Poll::Ready(Some(Ok(Message::Binary(data)))) => {
+                            this.frame_received();
+                            this.bytes_read += data.len() as u64;
+                            let n = data.len().min(buf.remaining());
+                            buf.put_slice(&data[..n]);
+                            this.read_buf = data.slice(n..);
+                        }
+                        Poll::Ready(Some(Ok(other))) => {
+                            this.deferred = Some(other);
+                            break;
+                        }
+                        Poll::Ready(Some(Err(e))) => {
+                            this.deferred_error = Some(convert_error(e));
+                            break;
+                        }
+                        Poll::Ready(None) => {
+                            this.read_done = true;
+                            break;
+                        }
+                        Poll::Pending => break,
+                    }
+                }
                 return Poll::Ready(Ok(()));
+            }
+            if let Some(e) = this.deferred_error.take() {
+                this.read_done = true;
+                return Poll::Ready(Err(e));
             }
             if this.read_done {
                 return Poll::Ready(Ok(()));
@@ -304,7 +343,11 @@ where
                 this.read_done = true;
                 return Poll::Ready(Err(e));
             }
-            let msg = match ready!(Pin::new(&mut this.inner).poll_next(cx)) {
+            let next = match this.deferred.take() {
+                Some(msg) => Poll::Ready(Some(Ok(msg))),
+                None => Pin::new(&mut this.inner).poll_next(cx),
+            };
+            let msg = match ready!(next) {
                 None => {
                     this.read_done = true;
                     continue;
@@ -375,8 +418,6 @@ where
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        // Backpressure: the previous write must be on the wire before more is accepted.
-        ready!(this.poll_drain_flush(cx))?;
         let frame = this.config.max_frame_size;
         let batch = WRITE_BATCH.max(frame) / frame * frame;
         let n = buf.len().min(batch);

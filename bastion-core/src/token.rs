@@ -1,5 +1,8 @@
-//! The ARM access token sent as `aztoken`: taken from any `azure_core` [`TokenCredential`],
-//! cached until five minutes before it expires, with concurrent callers sharing one refresh.
+//! The ARM access token sent as `aztoken`: taken from any `azure_core` [`TokenCredential`] and
+//! cached. Within five minutes of its expiry it is refreshed in the background while the cached
+//! one is still handed out, so no connection waits for the credential once a token is cached;
+//! only a token about to expire (or none) is fetched on the caller's path, and concurrent
+//! callers share that one fetch.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,18 +13,28 @@ use tokio::sync::Mutex;
 
 use crate::{Error, Result, Secret};
 
-/// A token is refreshed when less than this remains.
-pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// A background refresh starts when less than this remains.
+pub(crate) const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// A cached token is handed out while more than this remains; below it, callers wait for a
+/// fresh one (the Bastion must still accept it when the POST arrives).
+pub(crate) const MIN_VALIDITY: Duration = Duration::from_secs(60);
 /// Token acquisition gives up after this long.
-pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A caching source of ARM tokens for one scope.
 #[derive(Clone)]
 pub struct TokenSource {
     credential: Arc<dyn TokenCredential>,
     scope: String,
-    cache: Arc<Mutex<Option<AccessToken>>>,
+    cache: Arc<Mutex<Cache>>,
     timeout: Duration,
+}
+
+#[derive(Default)]
+struct Cache {
+    token: Option<AccessToken>,
+    /// A background refresh is on its way.
+    refreshing: bool,
 }
 
 impl std::fmt::Debug for TokenSource {
@@ -38,7 +51,7 @@ impl TokenSource {
         Self {
             credential,
             scope: scope.into(),
-            cache: Arc::new(Mutex::new(None)),
+            cache: Arc::new(Mutex::new(Cache::default())),
             timeout: ACQUIRE_TIMEOUT,
         }
     }
@@ -59,15 +72,43 @@ impl TokenSource {
         &self.credential
     }
 
-    /// A valid token: the cached one while more than [`REFRESH_MARGIN`] remains, otherwise a
-    /// fresh one. Concurrent callers wait for the same refresh instead of starting their own.
+    /// A valid token. The cached one while more than a minute of it remains (starting a
+    /// background refresh within five minutes of its expiry); otherwise a fresh one, for which
+    /// concurrent callers wait together.
     pub async fn token(&self) -> Result<Secret> {
         let mut cache = self.cache.lock().await;
-        if let Some(token) = cache.as_ref()
-            && token.expires_on - OffsetDateTime::now_utc() > REFRESH_MARGIN
-        {
-            return Ok(Secret::new(token.token.secret()));
+        if let Some(token) = cache.token.as_ref() {
+            let left = token.expires_on - OffsetDateTime::now_utc();
+            if left > MIN_VALIDITY {
+                let secret = Secret::new(token.token.secret());
+                if left <= REFRESH_MARGIN && !cache.refreshing {
+                    cache.refreshing = true;
+                    self.refresh_in_background();
+                }
+                return Ok(secret);
+            }
         }
+        let fresh = self.fetch().await?;
+        let secret = Secret::new(fresh.token.secret());
+        cache.token = Some(fresh);
+        Ok(secret)
+    }
+
+    fn refresh_in_background(&self) {
+        let source = self.clone();
+        tokio::spawn(async move {
+            let fetched = source.fetch().await;
+            let mut cache = source.cache.lock().await;
+            cache.refreshing = false;
+            match fetched {
+                Ok(fresh) => cache.token = Some(fresh),
+                // The cached token is still good for a while; the next caller tries again.
+                Err(e) => tracing::warn!(error = %e, "refreshing the ARM access token failed"),
+            }
+        });
+    }
+
+    async fn fetch(&self) -> Result<AccessToken> {
         let scopes = [self.scope.as_str()];
         let fresh = tokio::time::timeout(
             self.timeout,
@@ -80,10 +121,8 @@ impl TokenSource {
             after: self.timeout,
         })?
         .map_err(|e| Error::Credential(e.to_string()))?;
-        let secret = Secret::new(fresh.token.secret());
         tracing::debug!(expires_on = %fresh.expires_on, "acquired an ARM access token");
-        *cache = Some(fresh);
-        Ok(secret)
+        Ok(fresh)
     }
 }
 
@@ -196,10 +235,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn tokens_close_to_expiry_are_refreshed() {
+    async fn tokens_close_to_expiry_are_refreshed_in_the_background() {
         let cred = Arc::new(Counting {
             calls: AtomicUsize::new(0),
             lifetime: Duration::from_secs(4 * 60),
+        });
+        let source = TokenSource::new(cred.clone(), crate::protocol::ARM_SCOPE);
+        assert_eq!(source.token().await.unwrap().expose(), "token-0");
+        // Still valid for minutes: handed out at once while one refresh starts behind it.
+        assert_eq!(source.token().await.unwrap().expose(), "token-0");
+        assert_eq!(source.token().await.unwrap().expose(), "token-0");
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while source.token().await.unwrap().expose() == "token-0" {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap();
+        // One refresh, not one per caller (each new token starts at most one more).
+        assert!(cred.calls.load(Ordering::SeqCst) <= 3);
+    }
+
+    #[tokio::test]
+    async fn a_token_about_to_expire_is_fetched_before_it_is_used() {
+        let cred = Arc::new(Counting {
+            calls: AtomicUsize::new(0),
+            lifetime: Duration::from_secs(30),
         });
         let source = TokenSource::new(cred.clone(), crate::protocol::ARM_SCOPE);
         assert_eq!(source.token().await.unwrap().expose(), "token-0");

@@ -17,7 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::error::Operation;
-use crate::protocol;
+use crate::protocol::{self, Endpoint};
 use crate::proxy::{ProxyConnector, ProxySetting};
 use crate::resolve::{self, OverrideResolver};
 use crate::retry::RetryPolicy;
@@ -81,6 +81,7 @@ type Connector = HttpsConnector<ProxyConnector>;
 #[derive(Clone)]
 pub struct HttpsClient {
     inner: Client<Connector, Full<Bytes>>,
+    connector: Connector,
     config: Arc<HttpsConfig>,
     user_agent: Option<HeaderValue>,
 }
@@ -114,9 +115,10 @@ impl HttpsClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(32)
             .retry_canceled_requests(true)
-            .build(https);
+            .build(https.clone());
         Ok(Self {
             inner,
+            connector: https,
             user_agent: HeaderValue::from_str(&config.user_agent()).ok(),
             config: Arc::new(config),
         })
@@ -130,11 +132,7 @@ impl HttpsClient {
     /// Sends one request (no retries) and reads the whole response body, within the request
     /// timeout. Non-2xx statuses are returned as responses, not errors.
     pub async fn send(&self, req: Request<Bytes>) -> Result<Response<Bytes>> {
-        let authority = req
-            .uri()
-            .authority()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let authority = authority_of(&req);
         let req = self.prepare(req)?;
         let timeout = self.config.request_timeout;
         let fut = async {
@@ -191,36 +189,87 @@ impl HttpsClient {
     }
 
     /// Sends a request whose response is expected to be a `101` upgrade, returning the response
-    /// head and the upgraded connection (the WebSocket handshake in `websocket.rs`).
-    pub(crate) async fn upgrade(
-        &self,
-        req: Request<Bytes>,
-    ) -> Result<(Response<Bytes>, Option<hyper::upgrade::Upgraded>)> {
-        let authority = req
-            .uri()
-            .authority()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+    /// head and the upgraded connection (the WebSocket handshake in `websocket.rs`). It goes on
+    /// a pooled connection, which may be one that carried an earlier request.
+    pub(crate) async fn upgrade(&self, req: Request<Bytes>) -> Result<Upgrade> {
+        let authority = authority_of(&req);
         let req = self.prepare(req)?;
-        let mut resp = self
+        let resp = self
             .inner
             .request(req)
             .await
             .map_err(|e| connect_error(&authority, &e))?;
-        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            let upgraded = hyper::upgrade::on(&mut resp).await.map_err(|e| {
-                Error::Handshake(format!("the 101 response could not be upgraded: {e}"))
-            })?;
-            let (parts, _) = resp.into_parts();
-            return Ok((Response::from_parts(parts, Bytes::new()), Some(upgraded)));
-        }
-        let (parts, body) = resp.into_parts();
-        let body = Limited::new(body, MAX_BODY)
-            .collect()
+        finish_upgrade(resp).await
+    }
+
+    /// Opens a new TLS connection to `endpoint` (through the proxy when one applies) that has
+    /// carried no request yet, for [`HttpsClient::upgrade_on`].
+    pub(crate) async fn open_connection(&self, endpoint: &Endpoint) -> Result<OpenConnection> {
+        let authority = endpoint.authority();
+        let fail = |cause: String| Error::Connect {
+            endpoint: authority.clone(),
+            cause,
+        };
+        let uri: http::Uri = format!("https://{authority}/")
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| fail(e.to_string()))?;
+        let mut connector = self.connector.clone();
+        let open = async {
+            std::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut connector, cx))
+                .await?;
+            tower_service::Service::call(&mut connector, uri).await
+        };
+        let limit = self.config.connect_timeout;
+        let io = tokio::time::timeout(limit, open)
             .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        Ok((Response::from_parts(parts, body), None))
+            .map_err(|_| fail(format!("no TCP and TLS connection within {limit:?}")))?
+            .map_err(|e| fail(flatten(&*e)))?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| fail(flatten(&e)))?;
+        // The connection task ends when the sender is dropped or the connection closes; an
+        // upgrade hands the socket over to the WebSocket.
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(OpenConnection {
+            sender,
+            opened: tokio::time::Instant::now(),
+        })
+    }
+
+    /// Like [`HttpsClient::upgrade`], on a connection of [`HttpsClient::open_connection`]: no
+    /// TCP or TLS handshake on the way.
+    pub(crate) async fn upgrade_on(
+        &self,
+        mut conn: OpenConnection,
+        req: Request<Bytes>,
+    ) -> Result<Upgrade> {
+        let authority = authority_of(&req);
+        let (mut parts, body) = self.prepare(req)?.into_parts();
+        // A connection of our own speaks origin-form with a Host header, as the pool would.
+        if let Ok(host) = HeaderValue::from_str(&authority) {
+            parts.headers.entry(header::HOST).or_insert(host);
+        }
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/".to_owned());
+        parts.uri = path
+            .parse()
+            .map_err(|e| Error::Config(format!("cannot build the request: {e}")))?;
+        let transport = |e: hyper::Error| Error::Transport {
+            endpoint: authority.clone(),
+            cause: flatten(&e),
+        };
+        conn.sender.ready().await.map_err(transport)?;
+        let resp = conn
+            .sender
+            .send_request(Request::from_parts(parts, body))
+            .await
+            .map_err(transport)?;
+        finish_upgrade(resp).await
     }
 
     fn prepare(&self, req: Request<Bytes>) -> Result<Request<Full<Bytes>>> {
@@ -286,14 +335,61 @@ fn clone_request(req: &Request<Bytes>) -> Request<Bytes> {
     out
 }
 
-fn connect_error(authority: &str, err: &hyper_util::client::legacy::Error) -> Error {
-    use std::error::Error as _;
+/// The answer to an upgrade request: the response head (with the body when it is not a `101`)
+/// and, for a `101`, the upgraded connection.
+pub(crate) type Upgrade = (Response<Bytes>, Option<hyper::upgrade::Upgraded>);
+
+async fn finish_upgrade(mut resp: Response<hyper::body::Incoming>) -> Result<Upgrade> {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let upgraded = hyper::upgrade::on(&mut resp).await.map_err(|e| {
+            Error::Handshake(format!("the 101 response could not be upgraded: {e}"))
+        })?;
+        let (parts, _) = resp.into_parts();
+        return Ok((Response::from_parts(parts, Bytes::new()), Some(upgraded)));
+    }
+    let (parts, body) = resp.into_parts();
+    let body = Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Ok((Response::from_parts(parts, body), None))
+}
+
+/// A TLS connection of our own that has carried no request yet.
+pub(crate) struct OpenConnection {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    opened: tokio::time::Instant,
+}
+
+impl OpenConnection {
+    /// Whether it is still open and younger than `max_age`.
+    pub(crate) fn is_fresh(&self, max_age: Duration) -> bool {
+        !self.sender.is_closed() && self.opened.elapsed() < max_age
+    }
+}
+
+/// An error and its sources, flattened to one line.
+fn flatten(err: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
         cause = format!("{cause}: {s}");
         source = s.source();
     }
+    cause
+}
+
+/// `host:port` of a request, for error messages.
+fn authority_of(req: &Request<Bytes>) -> String {
+    req.uri()
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
+}
+
+fn connect_error(authority: &str, err: &hyper_util::client::legacy::Error) -> Error {
+    let cause = flatten(err);
     if err.is_connect() {
         Error::Connect {
             endpoint: authority.to_owned(),

@@ -225,7 +225,8 @@ impl Tunnel {
     pub fn with_token_source(config: TunnelConfig, tokens: TokenSource) -> Result<Self> {
         config.validate()?;
         let http = HttpsClient::new(config.http.clone())?;
-        Self::with_api(config, tokens, Arc::new(HttpsBastion::new(http)))
+        let api = HttpsBastion::new(http, config.websocket.upgrade_connection);
+        Self::with_api(config, tokens, Arc::new(api))
     }
 
     /// A tunnel over any implementation of the Bastion API (the unit tests' fake).

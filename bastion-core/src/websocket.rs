@@ -1,10 +1,11 @@
 //! The WebSocket handshake, done through hyper so the Bastion's known quirks can be tolerated,
 //! then a tokio-tungstenite stream over the raw upgraded socket (`from_raw_socket`, client role).
 //!
-//! Tolerated (spec §6.3): a `101` without `Upgrade`/`Connection` headers; a missing
+//! Tolerated (see docs/protocol.md#handshake-quirks): a `101` without `Upgrade`/`Connection` headers; a missing
 //! `Sec-WebSocket-Accept` (warned, unless strict). Rejected: any other status, a wrong
 //! `Sec-WebSocket-Accept`. Detected: an `HTTP/1.1 4xx` status line sent in-band right after the
-//! `101` instead of frames (§6.4), reported as [`Error::InBandHttp`].
+//! `101` instead of frames (see docs/protocol.md#in-band-http-errors), reported as
+//! [`Error::InBandHttp`].
 
 use std::io;
 use std::pin::Pin;
@@ -24,11 +25,30 @@ use url::Url;
 
 use crate::error::Operation;
 use crate::protocol::Endpoint;
-use crate::transport::{HttpsClient, http_error};
+use crate::stream::MAX_FRAME_SIZE_LIMIT;
+use crate::transport::{HttpsClient, OpenConnection, http_error};
 use crate::{Error, Result};
 
 /// The WebSocket transport a tunnel runs over in production.
 pub(crate) type WsTransport = WebSocketStream<InBandHttpDetector<TokioIo<Upgraded>>>;
+
+/// Which connection the WebSocket upgrade goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum UpgradeConnection {
+    /// A connection opened ahead of need that has carried no request: the upgrade costs one
+    /// round trip, and works whether or not the service accepts an upgrade on a connection
+    /// that carried the token POST. One such connection is kept per endpoint in use and
+    /// replaced in the background once taken (the default).
+    #[default]
+    Warm,
+    /// A new connection for each upgrade (TCP and TLS handshakes on the critical path; no
+    /// connection is held open ahead of need).
+    Fresh,
+    /// A pooled keep-alive connection, possibly the one that carried the token POST (saves a
+    /// connection, if the service accepts the upgrade there).
+    Pooled,
+}
 
 /// Settings of the handshake and the frame codec.
 #[derive(Debug, Clone)]
@@ -37,7 +57,10 @@ pub struct WsOptions {
     pub handshake_timeout: Duration,
     /// Fail when `Sec-WebSocket-Accept` is missing (it is only warned about by default).
     pub strict_accept: bool,
-    /// Largest incoming message (and frame) accepted; larger ones fail with close code 1009.
+    /// Which connection the upgrade goes on.
+    pub upgrade_connection: UpgradeConnection,
+    /// Largest incoming message (and frame) accepted; a larger one fails the connection ("frame
+    /// too large"; see docs/protocol.md#server-to-client-frames).
     pub max_incoming_message: usize,
 }
 
@@ -46,34 +69,27 @@ impl Default for WsOptions {
         Self {
             handshake_timeout: Duration::from_secs(15),
             strict_accept: false,
+            upgrade_connection: UpgradeConnection::default(),
             max_incoming_message: 32 << 20,
         }
     }
 }
 
-/// Opens the WebSocket at `url` (which carries the one-time token: never log it).
-pub(crate) async fn connect(
-    client: &HttpsClient,
-    endpoint: &Endpoint,
-    url: &Url,
-    options: &WsOptions,
-) -> Result<WsTransport> {
-    tokio::time::timeout(
-        options.handshake_timeout,
-        handshake(client, endpoint, url, options),
-    )
-    .await
-    .map_err(|_| Error::Timeout {
-        what: "WebSocket connect (TCP + TLS + upgrade)",
-        after: options.handshake_timeout,
-    })?
+/// Where an upgrade request goes.
+pub(crate) enum Via {
+    /// The client's pool.
+    Pool,
+    /// A connection of our own that has carried no request.
+    Connection(OpenConnection),
 }
 
-async fn handshake(
+/// Opens the WebSocket at `url` (which carries the one-time token: never log it) on `via`.
+pub(crate) async fn handshake(
     client: &HttpsClient,
     endpoint: &Endpoint,
     url: &Url,
     options: &WsOptions,
+    via: Via,
 ) -> Result<WsTransport> {
     let key = generate_key();
     let mut target = url.path().to_owned();
@@ -91,7 +107,10 @@ async fn handshake(
         .header(header::ORIGIN, format!("https://{}", endpoint.authority()))
         .body(Bytes::new())
         .map_err(|e| Error::Config(format!("cannot build the WebSocket request: {e}")))?;
-    let (resp, upgraded) = client.upgrade(req).await?;
+    let (resp, upgraded) = match via {
+        Via::Pool => client.upgrade(req).await?,
+        Via::Connection(conn) => client.upgrade_on(conn, req).await?,
+    };
     let Some(upgraded) = upgraded else {
         return Err(http_error(Operation::WebSocketUpgrade, &resp));
     };
@@ -136,8 +155,11 @@ async fn handshake(
     config.max_frame_size = Some(options.max_incoming_message);
     // Eagerly allocated per connection; 32 KiB keeps idle tunnels cheap at no cost in throughput.
     config.read_buffer_size = 32 * 1024;
-    config.write_buffer_size = 0;
-    config.max_write_buffer_size = 2 << 20;
+    // Frames gather in the write buffer and go out together (full TLS records, one write for
+    // many frames); a write that would block leaves the sink not ready until the buffer is
+    // flushed, which bounds it to about WRITE_BUFFER plus one batch.
+    config.write_buffer_size = WRITE_BUFFER;
+    config.max_write_buffer_size = WRITE_BUFFER + 2 * MAX_FRAME_SIZE_LIMIT + (64 << 10);
     let io = InBandHttpDetector::new(TokioIo::new(upgraded));
     Ok(WebSocketStream::from_raw_socket(io, Role::Client, Some(config)).await)
 }
@@ -160,6 +182,9 @@ enum DetectState {
 }
 
 const STATUS_LINE_MAX: usize = 1024;
+
+/// Bytes of frames gathered before they are written to the TLS stream.
+const WRITE_BUFFER: usize = 128 * 1024;
 
 impl<S> InBandHttpDetector<S> {
     /// Wraps a freshly upgraded stream.

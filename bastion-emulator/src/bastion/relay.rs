@@ -200,6 +200,17 @@ enum End {
 }
 
 impl Ctx {
+    /// Whether queued chunks may be sent together: not when each must wait out a latency, nor
+    /// when a byte-count trigger must fire at chunk granularity.
+    fn coalesces(&self) -> bool {
+        let f = &self.faults;
+        f.relay_latency.is_none_or(|d| d.is_zero())
+            && f.reset.as_ref().is_none_or(|r| r.after_bytes.is_none())
+            && f.close_after
+                .as_ref()
+                .is_none_or(|c| c.when.after_bytes.is_none())
+    }
+
     /// The byte-count trigger that fires now, if any (each fires once).
     fn byte_trigger(&self) -> Option<Ctl> {
         let total = self.traffic.total_relayed();
@@ -249,6 +260,15 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 async fn acquire(budget: &Arc<Semaphore>, len: usize, cap: usize) -> Option<OwnedSemaphorePermit> {
     let n = u32::try_from(len.clamp(1, cap)).unwrap_or(u32::MAX);
     Arc::clone(budget).acquire_many_owned(n).await.ok()
+}
+
+/// Waits out a chunk's latency. Without latency the chunk is due now and goes at once: a timer,
+/// even one already due, would hold it until the timer wheel's next millisecond tick, which
+/// capped each direction at one queue's worth of bytes per millisecond.
+async fn wait_until(due: Instant) {
+    if due > Instant::now() {
+        tokio::time::sleep_until(due).await;
+    }
 }
 
 async fn until(due: Option<Instant>) {
@@ -313,6 +333,7 @@ async fn run(
         up_rx,
         ctl_tx.clone(),
         stop_rx.clone(),
+        ctx.coalesces(),
     ));
     let target_reader = tokio::spawn(target_reader(
         target_r,
@@ -407,8 +428,8 @@ async fn act(ctx: &Ctx, tx: &mut SplitSink<Ws, Message>, ctl: Ctl) -> End {
     }
 }
 
-/// Server data with the frame-shape knobs applied.
-async fn send_data(ctx: &Ctx, tx: &mut SplitSink<Ws, Message>, data: Bytes) -> Result<(), WsError> {
+/// Server data with the frame-shape knobs applied, fed to the sink (the caller flushes).
+async fn feed_data(ctx: &Ctx, tx: &mut SplitSink<Ws, Message>, data: Bytes) -> Result<(), WsError> {
     let f = &ctx.faults;
     let len = data.len();
     if f.empty_frames {
@@ -443,7 +464,6 @@ async fn send_data(ctx: &Ctx, tx: &mut SplitSink<Ws, Message>, data: Bytes) -> R
             }
         }
     }
-    tx.flush().await?;
     Traffic::add(&ctx.traffic.frames_down, frames);
     Traffic::add(&ctx.traffic.bytes_down, len as u64);
     Ok(())
@@ -520,12 +540,26 @@ async fn write_loop(
             }
             d = down_rx.recv() => match d {
                 Some(Down::Data(chunk)) => {
+                    let mut next = None;
                     let sent = tokio::select! {
                         biased;
                         _ = ctx.shared.shutdown_requested() => return End::Broken,
                         r = async {
-                            tokio::time::sleep_until(chunk.due).await;
-                            send_data(ctx, tx, chunk.data).await
+                            wait_until(chunk.due).await;
+                            feed_data(ctx, tx, chunk.data).await?;
+                            // Without latency, feed what else is already queued, then flush
+                            // once: full TLS records and one write for many frames.
+                            while ctx.coalesces() {
+                                match down_rx.try_recv() {
+                                    Ok(Down::Data(more)) => feed_data(ctx, tx, more.data).await?,
+                                    Ok(other) => {
+                                        next = Some(other);
+                                        break;
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            tx.flush().await
                         } => r,
                     };
                     match sent {
@@ -537,6 +571,13 @@ async fn write_loop(
                     }
                     if let Some(c) = ctx.byte_trigger() {
                         return act(ctx, tx, c).await;
+                    }
+                    match next {
+                        Some(Down::Eof) => return send_close(ctx, tx, 1000, "").await,
+                        Some(Down::Error) => {
+                            return send_close(ctx, tx, 1011, "target connection failed").await;
+                        }
+                        Some(Down::Data(_)) | None => {}
                     }
                 }
                 Some(Down::Eof) | None => return send_close(ctx, tx, 1000, "").await,
@@ -654,7 +695,9 @@ async fn target_writer(
     mut up: mpsc::UnboundedReceiver<Up>,
     ctl: mpsc::UnboundedSender<Ctl>,
     mut stop: watch::Receiver<bool>,
+    coalesce: bool,
 ) {
+    let mut buf = Vec::new();
     loop {
         let item = tokio::select! {
             biased;
@@ -663,16 +706,44 @@ async fn target_writer(
         };
         match item {
             Some(Up::Data(chunk)) => {
+                let mut eof = false;
                 let written = tokio::select! {
                     biased;
                     _ = stopped(&mut stop) => return,
                     r = async {
-                        tokio::time::sleep_until(chunk.due).await;
-                        w.write_all(&chunk.data).await
+                        wait_until(chunk.due).await;
+                        if !coalesce {
+                            return w.write_all(&chunk.data).await;
+                        }
+                        // Gather what else is queued (bounded by the queue's byte budget) into
+                        // one write; the chunks' permits are released once it is written.
+                        let mut batch = vec![chunk];
+                        loop {
+                            match up.try_recv() {
+                                Ok(Up::Data(more)) => batch.push(more),
+                                Ok(Up::Eof) => {
+                                    eof = true;
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        if let [one] = batch.as_slice() {
+                            return w.write_all(&one.data).await;
+                        }
+                        buf.clear();
+                        for c in &batch {
+                            buf.extend_from_slice(&c.data);
+                        }
+                        w.write_all(&buf).await
                     } => r,
                 };
                 if written.is_err() {
                     let _ = ctl.send(Ctl::Close(1011, "target connection failed".into()));
+                    return;
+                }
+                if eof {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), w.shutdown()).await;
                     return;
                 }
             }
