@@ -29,6 +29,11 @@ pub(crate) enum Ws {
     InBand400AfterFirstData,
     /// The upgrade fails (after the token POST succeeded).
     FailOpen,
+    /// Take every binary message and never answer (a target that only listens).
+    Silent,
+    /// Echo each binary message after 50 ms, unless the client's Close comes first (then the
+    /// echo is lost, as it is behind a real Bastion whose target answers late).
+    DelayedEcho,
 }
 
 /// What the fake saw.
@@ -139,9 +144,24 @@ async fn serve(mut server: MemoryTransport, behaviour: Ws, record: Arc<Mutex<Rec
         match msg {
             Message::Binary(data) => {
                 lock(&record).received[i].extend_from_slice(&data);
-                if behaviour == Ws::InBand400AfterFirstData {
-                    let _ = server.send(Message::text(IN_BAND_MARKER)).await;
-                    return;
+                match behaviour {
+                    Ws::InBand400AfterFirstData => {
+                        let _ = server.send(Message::text(IN_BAND_MARKER)).await;
+                        return;
+                    }
+                    Ws::Silent => continue,
+                    Ws::DelayedEcho => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+                            next = server.next() => {
+                                if let Some(Ok(Message::Close(_))) = next {
+                                    let _ = server.send(Message::Close(None)).await;
+                                }
+                                return;
+                            }
+                        }
+                    }
+                    _ => {}
                 }
                 if server.send(Message::Binary(data)).await.is_err() {
                     return;

@@ -64,7 +64,9 @@ pub struct TunnelConfig {
     pub max_concurrent: Option<usize>,
     /// Close a connection after this long with no bytes in either direction.
     pub idle_timeout: Option<Duration>,
-    /// After the local side ends, how long to keep relaying the Bastion's remaining bytes.
+    /// The linger after a half-close: when the local side ends its sending (EOF), the far
+    /// side's data keeps being relayed until it ends or this long has passed, then the tunnel
+    /// closes (a WebSocket cannot carry a half-close, so the target does not see the EOF).
     pub drain_timeout: Duration,
     /// Budget for closing every WebSocket and deleting every session at shutdown.
     pub shutdown_timeout: Duration,
@@ -674,12 +676,14 @@ struct PumpOutcome {
     stats: RelayStats,
     result: Result<()>,
     /// Set when the attempt failed with an in-band HTTP error before any byte reached the local
-    /// side and everything sent so far fits the replay buffer: the bytes to send again.
+    /// side: the bytes to send again.
     retry: Option<Vec<u8>>,
 }
 
-/// The most bytes kept for replaying on a retry after an in-band HTTP error.
-const REPLAY_LIMIT: usize = 64 * 1024;
+/// The most bytes kept for replaying on a retry after an in-band HTTP error. Until the far side
+/// sends its first byte, local data beyond this waits (backpressure) instead of giving the
+/// retry up.
+const REPLAY_LIMIT: usize = 1 << 20;
 
 async fn pump<L>(
     conn: TunnelConnection,
@@ -698,23 +702,12 @@ where
     let touch = || {
         last_activity.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
     };
-    // What went upstream before the first byte came back, in case the attempt must be redone.
-    let replay = std::sync::Mutex::new(Some(replay_in.clone().unwrap_or_default()));
-    let replaying = std::sync::atomic::AtomicBool::new(true);
-    let record = |bytes: &[u8]| {
-        if replaying.load(Ordering::Relaxed) {
-            let mut guard = replay.lock().unwrap_or_else(|p| p.into_inner());
-            match guard.as_mut() {
-                Some(buf) if buf.len() + bytes.len() <= REPLAY_LIMIT => {
-                    buf.extend_from_slice(bytes)
-                }
-                _ => {
-                    *guard = None;
-                    replaying.store(false, Ordering::Relaxed);
-                }
-            }
-        }
-    };
+    // What went upstream before the first byte came back, in case the attempt must be redone
+    // (only a first attempt is redone, so only a first attempt keeps it).
+    let first_attempt = replay_in.is_none();
+    let replay = std::sync::Mutex::new(Vec::new());
+    let replaying = std::sync::atomic::AtomicBool::new(first_attempt);
+    let (first_reply_tx, first_reply_rx) = tokio::sync::watch::channel(!first_attempt);
     let (mut local_r, mut local_w) = tokio::io::split(local);
     let (mut ws_r, mut ws_w) = tokio::io::split(conn);
 
@@ -724,14 +717,32 @@ where
             if let Some(bytes) = &replay_in {
                 ws_w.write_all(bytes).await.map_err(Side::Tunnel)?;
             }
+            let mut first_reply = first_reply_rx.clone();
             let mut buf = vec![0u8; UP_BUFFER];
             loop {
-                let n = local_r.read(&mut buf).await.map_err(Side::Local)?;
+                let mut want = buf.len();
+                if replaying.load(Ordering::Relaxed) {
+                    let kept = replay.lock().unwrap_or_else(|p| p.into_inner()).len();
+                    if kept >= REPLAY_LIMIT {
+                        // The replay buffer is full: wait for the far side's first byte.
+                        let _ = first_reply.wait_for(|replied| *replied).await;
+                        continue;
+                    }
+                    want = want.min(REPLAY_LIMIT - kept);
+                }
+                let n = local_r.read(&mut buf[..want]).await.map_err(Side::Local)?;
                 if n == 0 {
-                    ws_w.shutdown().await.map_err(Side::Tunnel)?;
+                    // Half-close: nothing more to send, but the far side's data keeps flowing
+                    // (below) until it ends or the linger passes; only then the Close goes out.
+                    ws_w.flush().await.map_err(Side::Tunnel)?;
                     return Ok::<(), Side>(());
                 }
-                record(&buf[..n]);
+                if replaying.load(Ordering::Relaxed) {
+                    replay
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend_from_slice(&buf[..n]);
+                }
                 ws_w.write_all(&buf[..n]).await.map_err(Side::Tunnel)?;
                 up_bytes.fetch_add(n as u64, Ordering::Relaxed);
                 touch();
@@ -746,7 +757,8 @@ where
                     return Ok::<(), Side>(());
                 }
                 if replaying.swap(false, Ordering::Relaxed) {
-                    *replay.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    *replay.lock().unwrap_or_else(|p| p.into_inner()) = Vec::new();
+                    let _ = first_reply_tx.send(true);
                 }
                 local_w.write_all(&buf[..n]).await.map_err(Side::Local)?;
                 // A no-op on sockets; buffered writers (stdout) must not hold tunnel bytes back.
@@ -772,10 +784,14 @@ where
         tokio::pin!(up, down, idle);
         tokio::select! {
             r = &mut up => match r {
-                // Local EOF: Close sent; keep relaying the Bastion's remaining bytes a while.
-                Ok(()) => match tokio::time::timeout(config.drain_timeout, &mut down).await {
-                    Ok(Err(side)) => side.into(),
-                    _ => Ending::LocalEof,
+                // Local EOF: keep relaying the far side's bytes until it ends, or the linger
+                // passes, or shutdown.
+                Ok(()) => tokio::select! {
+                    r = tokio::time::timeout(config.drain_timeout, &mut down) => match r {
+                        Ok(Err(side)) => side.into(),
+                        _ => Ending::LocalEof,
+                    },
+                    _ = cancel.cancelled() => Ending::Shutdown,
                 },
                 // A failed write to the Bastion is usually a symptom; the read side knows the
                 // cause (an in-band HTTP error, a Close code), so give it a moment to say so.
@@ -824,7 +840,9 @@ where
         Ending::Shutdown => Ok(()),
     };
     let retry = match &result {
-        Err(e) if e.is_in_band_http() => replay.into_inner().unwrap_or_else(|p| p.into_inner()),
+        Err(e) if e.is_in_band_http() && replaying.load(Ordering::Relaxed) => {
+            Some(replay.into_inner().unwrap_or_else(|p| p.into_inner()))
+        }
         _ => None,
     };
     // Close the WebSocket (no-op if a Close was already sent) and, unless the attempt is to be
