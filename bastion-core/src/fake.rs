@@ -58,6 +58,7 @@ pub(crate) struct Record {
 pub(crate) struct FakeBastion {
     script: Mutex<VecDeque<Ws>>,
     record: Arc<Mutex<Record>>,
+    post_delay: std::time::Duration,
 }
 
 impl FakeBastion {
@@ -66,6 +67,15 @@ impl FakeBastion {
         Arc::new(Self {
             script: Mutex::new(script.into_iter().collect()),
             record: Arc::default(),
+            post_delay: std::time::Duration::ZERO,
+        })
+    }
+
+    /// A Bastion that echoes and takes `delay` to answer each token POST.
+    pub(crate) fn slow_posts(delay: std::time::Duration) -> Arc<Self> {
+        Arc::new(Self {
+            post_delay: delay,
+            ..Self::default()
         })
     }
 
@@ -82,6 +92,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[async_trait]
 impl BastionApi for FakeBastion {
     async fn post_token(&self, _endpoint: &Endpoint, _form: &Secret) -> Result<TokenResponse> {
+        tokio::time::sleep(self.post_delay).await;
         let mut r = self.record();
         r.token_posts += 1;
         let n = r.token_posts;

@@ -338,41 +338,44 @@ pub struct TokenResponse {
     pub websocket_token: Secret,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawTokenResponse {
-    auth_token: Option<String>,
-    node_id: Option<String>,
-    websocket_token: Option<String>,
+/// A non-empty string field of a JSON object; any other type counts as absent.
+fn string_field(value: &serde_json::Value, key: &str) -> Option<String> {
+    value
+        .get(key)?
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 /// Parses the JSON body of a 200 from `POST /api/tokens`, whatever its Content-Type. Extra keys
 /// are ignored; the three required keys must be non-empty strings.
 pub fn parse_token_response(body: &[u8]) -> Result<TokenResponse, ProtocolError> {
-    let raw: RawTokenResponse = serde_json::from_slice(body).map_err(|e| {
-        ProtocolError::InvalidTokenResponse(format!("not a JSON object with string fields ({e})"))
-    })?;
-    let need = |v: Option<String>, name: &str| match v {
-        Some(s) if !s.is_empty() => Ok(s),
-        _ => Err(ProtocolError::InvalidTokenResponse(format!(
-            "`{name}` is missing or empty"
-        ))),
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .ok()
+        .filter(serde_json::Value::is_object)
+        .ok_or_else(|| ProtocolError::InvalidTokenResponse("not a JSON object".into()))?;
+    let need = |name: &str| {
+        string_field(&value, name).ok_or_else(|| {
+            ProtocolError::InvalidTokenResponse(format!(
+                "`{name}` is missing, empty or not a string"
+            ))
+        })
     };
     Ok(TokenResponse {
-        auth_token: Secret::new(need(raw.auth_token, "authToken")?),
-        node_id: need(raw.node_id, "nodeId")?,
-        websocket_token: Secret::new(need(raw.websocket_token, "websocketToken")?),
+        auth_token: Secret::new(need("authToken")?),
+        node_id: need("nodeId")?,
+        websocket_token: Secret::new(need("websocketToken")?),
     })
 }
 
-/// The session a malformed token response still names (its `authToken` and `nodeId`), so the
-/// caller can DELETE it instead of leaking it.
+/// The session a malformed token response still names (its `authToken`, and its `nodeId` when
+/// readable), so the caller can DELETE it instead of leaking it. Read leniently: a field of the
+/// wrong type elsewhere does not hide a usable `authToken`.
 pub fn minted_session(body: &[u8]) -> Option<(Secret, String)> {
-    let raw: RawTokenResponse = serde_json::from_slice(body).ok()?;
-    match (raw.auth_token, raw.node_id) {
-        (Some(a), Some(n)) if !a.is_empty() => Some((Secret::new(a), n)),
-        _ => None,
-    }
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let auth_token = string_field(&value, "authToken")?;
+    let node_id = string_field(&value, "nodeId").unwrap_or_default();
+    Some((Secret::new(auth_token), node_id))
 }
 
 /// The WebSocket URL of a session. The result carries the WebSocket token: never log it.
@@ -578,6 +581,20 @@ mod tests {
         }
         let err = parse_token_response(br#"{"authToken":"a","nodeId":"n"}"#).unwrap_err();
         assert!(err.to_string().contains("websocketToken"));
+        let err = parse_token_response(br#"{"authToken":"a","nodeId":"n","websocketToken":5}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("`websocketToken`"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_reply_still_names_its_session_for_the_delete() {
+        let (auth, node) =
+            minted_session(br#"{"authToken":"a1","nodeId":"n1","websocketToken":5}"#).unwrap();
+        assert_eq!((auth.expose(), node.as_str()), ("a1", "n1"));
+        let (auth, node) = minted_session(br#"{"authToken":"a1","nodeId":7}"#).unwrap();
+        assert_eq!((auth.expose(), node.as_str()), ("a1", ""));
+        assert!(minted_session(br#"{"authToken":9,"nodeId":"n"}"#).is_none());
+        assert!(minted_session(b"<html>").is_none());
     }
 
     fn session(ws: &str, node: &str) -> TokenResponse {

@@ -77,6 +77,15 @@ impl Registry {
         }
     }
 
+    /// Runs `fut` (a token exchange) as a task that shutdown waits for before it deletes what
+    /// is left, so a session minted after its caller gave up is not missed.
+    pub(crate) fn spawn<T: Send + 'static>(
+        &self,
+        fut: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        self.tracker.spawn(fut)
+    }
+
     /// Sessions minted and not yet deleted.
     pub(crate) fn live_count(&self) -> usize {
         self.lock().len()

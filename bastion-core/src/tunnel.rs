@@ -342,12 +342,23 @@ impl Tunnel {
     ) -> Result<(TunnelStream<Transport>, Session)> {
         let inner = &self.inner;
         let form = protocol::token_request_body(&inner.config.target, aztoken);
-        let minted = inner.api.post_token(endpoint, &form).await?;
-        let session = inner.registry.register(
-            endpoint.clone(),
-            minted.auth_token.clone(),
-            minted.node_id.clone(),
-        );
+        // The POST runs in a task the registry tracks: when this connection is given up while
+        // the POST is on its way (shutdown, an interrupted probe), the session the server may
+        // already have made is still registered when the answer comes, and deleted.
+        let post = {
+            let api = Arc::clone(&inner.api);
+            let registry = Arc::clone(&inner.registry);
+            let endpoint = endpoint.clone();
+            inner.registry.spawn(async move {
+                let minted = api.post_token(&endpoint, &form).await?;
+                let session =
+                    registry.register(endpoint, minted.auth_token.clone(), minted.node_id.clone());
+                Ok::<_, Error>((minted, session))
+            })
+        };
+        let (minted, session) = post
+            .await
+            .map_err(|e| Error::WebSocket(format!("the token exchange task failed: {e}")))??;
         let url = protocol::websocket_url(endpoint, inner.config.kind, &minted);
         match inner
             .api

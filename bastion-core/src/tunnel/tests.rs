@@ -285,3 +285,38 @@ async fn developer_allows_one_connection_at_a_time() {
     drop(r);
     assert_all_deleted(&api);
 }
+
+#[tokio::test]
+async fn a_connect_given_up_during_the_token_post_still_deletes_the_session_it_minted() {
+    let api = FakeBastion::slow_posts(Duration::from_millis(100));
+    let tunnel = tunnel(config(EndpointKind::Standard), &api);
+    let connecting = {
+        let tunnel = tunnel.clone();
+        tokio::spawn(async move { tunnel.connect().await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    connecting.abort();
+    // The POST completes after its caller is gone: the session is registered, then deleted.
+    bounded(async {
+        while api.record().token_posts == 0 || tunnel.live_sessions() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_all_deleted(&api);
+}
+
+#[tokio::test]
+async fn close_waits_for_a_token_post_on_its_way_and_deletes_its_session() {
+    let api = FakeBastion::slow_posts(Duration::from_millis(100));
+    let tunnel = tunnel(config(EndpointKind::Standard), &api);
+    let connecting = {
+        let tunnel = tunnel.clone();
+        tokio::spawn(async move { tunnel.connect().await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(bounded(tunnel.close()).await, 0);
+    assert_eq!(api.record().token_posts, 1);
+    assert_all_deleted(&api);
+    drop(connecting);
+}
