@@ -468,6 +468,38 @@ pub fn error_message(body: &[u8]) -> String {
     excerpt(body)
 }
 
+/// Whether `c` could change what a terminal shows beyond the character itself: control
+/// characters (escape sequences start with one) and the invisible bidirectional and
+/// zero-width formatting characters.
+fn is_unsafe_for_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Server-supplied text made safe to print: control and invisible formatting characters (escape
+/// sequences included) become spaces, runs of white space fold to one, and at most `max_chars`
+/// characters are kept.
+pub(crate) fn sanitize(text: &str, max_chars: usize) -> String {
+    let mut out = String::new();
+    let mut last_space = true;
+    for c in text.chars() {
+        if c.is_whitespace() || is_unsafe_for_terminal(c) {
+            if !last_space {
+                out.push(' ');
+                last_space = true;
+            }
+            continue;
+        }
+        if out.chars().count() >= max_chars {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+        last_space = false;
+    }
+    out.trim_end().to_owned()
+}
+
 /// At most [`ERROR_EXCERPT_CHARS`] characters, control characters and runs of white space folded
 /// to one space, HTML tags dropped.
 pub fn excerpt(body: &[u8]) -> String {
@@ -486,7 +518,7 @@ pub fn excerpt(body: &[u8]) -> String {
                 }
             }
             _ if in_tag => {}
-            c if c.is_whitespace() || c.is_control() => {
+            c if c.is_whitespace() || is_unsafe_for_terminal(c) => {
                 if !last_space {
                     out.push(' ');
                     last_space = true;
@@ -681,6 +713,22 @@ mod tests {
         );
         assert!(parse_connection_reply(b"{\"message\":\"boom\"}").is_err());
         assert!(parse_connection_reply(b"").is_err());
+    }
+
+    #[test]
+    fn server_text_loses_escape_sequences_and_invisible_formatting() {
+        let evil = "bye\u{1b}[2J\u{1b}]0;pwned\u{7}\u{202e}txt.exe\r\nnext";
+        let clean = sanitize(evil, 200);
+        assert!(!clean.chars().any(is_unsafe_for_terminal), "{clean:?}");
+        assert!(
+            clean.starts_with("bye [2J ]0;pwned txt.exe next"),
+            "{clean:?}"
+        );
+        assert_eq!(
+            sanitize(&"x".repeat(500), 10),
+            format!("{}…", "x".repeat(10))
+        );
+        assert!(!excerpt("a\u{1b}[31mred".as_bytes()).contains('\u{1b}'));
     }
 
     #[test]

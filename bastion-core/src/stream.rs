@@ -366,7 +366,7 @@ where
                 }
                 Message::Text(text) => {
                     this.read_done = true;
-                    let excerpt: String = text.as_str().chars().take(80).collect();
+                    let excerpt = crate::protocol::sanitize(text.as_str(), 80);
                     tracing::warn!(%excerpt, "the Bastion sent a text frame; closing the tunnel");
                     let _ = this.poll_close_with(cx, 1003, "binary frames only");
                     return Poll::Ready(Err(Error::TextFrame { excerpt }.into_io()));
@@ -381,7 +381,7 @@ where
                     let info = match frame {
                         Some(f) => CloseInfo {
                             code: u16::from(f.code),
-                            reason: f.reason.as_str().to_owned(),
+                            reason: crate::protocol::sanitize(f.reason.as_str(), 123),
                         },
                         None => CloseInfo {
                             code: 1005,

@@ -59,8 +59,10 @@ pub struct WsOptions {
     pub strict_accept: bool,
     /// Which connection the upgrade goes on.
     pub upgrade_connection: UpgradeConnection,
-    /// Largest incoming message (and frame) accepted; a larger one fails the connection ("frame
-    /// too large"; see docs/protocol.md#server-to-client-frames).
+    /// Largest incoming message (and frame) accepted, 1 MiB by default; a larger one fails the
+    /// connection ("frame too large"; see docs/protocol.md#server-to-client-frames). A
+    /// fragmented message is reassembled before it is handed on, so this bounds what one
+    /// connection can be made to hold.
     pub max_incoming_message: usize,
 }
 
@@ -70,7 +72,7 @@ impl Default for WsOptions {
             handshake_timeout: Duration::from_secs(15),
             strict_accept: false,
             upgrade_connection: UpgradeConnection::default(),
-            max_incoming_message: 32 << 20,
+            max_incoming_message: 1 << 20,
         }
     }
 }
@@ -245,7 +247,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for InBandHttpDetector<S> {
                     let line_end = seen.iter().position(|&b| b == b'\n');
                     if line_end.is_some() || seen.len() >= STATUS_LINE_MAX {
                         let end = line_end.unwrap_or(seen.len()).min(STATUS_LINE_MAX);
-                        let status_line = String::from_utf8_lossy(&seen[..end]).trim().to_owned();
+                        let status_line = crate::protocol::sanitize(
+                            &String::from_utf8_lossy(&seen[..end]),
+                            STATUS_LINE_MAX,
+                        );
                         tracing::warn!(%status_line, "in-band HTTP response after the WebSocket upgrade");
                         this.state = DetectState::Passthrough;
                         let status = status_line
