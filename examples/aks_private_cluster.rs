@@ -20,17 +20,11 @@ use bastion_arm::{
 use bastion_core::{HttpsConfig, LocalListener, StaticTokenCredential, Target, Tunnel};
 use bastion_emulator::Sandbox;
 use bastion_emulator::sandbox::SPOKE_SUBSCRIPTION;
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use bastion_examples::{Error, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_tracing("warn");
     let args: Vec<String> = std::env::args().skip(1).collect();
 
     // 0. Where ARM is, and who we are.

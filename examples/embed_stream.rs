@@ -15,20 +15,14 @@ use std::sync::Arc;
 use bastion_core::{Endpoint, StaticTokenCredential, Target, Tunnel, TunnelConfig};
 use bastion_emulator::Sandbox;
 use bastion_emulator::sandbox::{HUB_BASTION, PRIVATE_CLUSTER, PRIVATE_FQDN};
+use bastion_examples::{Error, init_tracing};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_tracing("warn");
 
     let sandbox = Sandbox::start().await?;
     let endpoint = sandbox

@@ -13,17 +13,11 @@ use std::sync::Arc;
 
 use bastion_core::{Endpoint, LocalListener, StaticTokenCredential, Target, Tunnel, TunnelConfig};
 use bastion_emulator::{BastionFixture, Emulator, EmulatorConfig, TargetFixture};
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use bastion_examples::{Error, init_tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_tracing("info");
     let args: Vec<String> = std::env::args().skip(1).collect();
 
     // Keeps the emulator alive when we run against it.

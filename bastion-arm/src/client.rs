@@ -118,6 +118,40 @@ impl ArmClientConfig {
     }
 }
 
+/// A resource type the typed helpers read: provider namespace, type name and pinned
+/// api-version.
+struct ResourceType {
+    namespace: &'static str,
+    name: &'static str,
+    api_version: &'static str,
+}
+
+const BASTIONS: ResourceType = ResourceType {
+    namespace: "Microsoft.Network",
+    name: "bastionHosts",
+    api_version: api_version::BASTION_HOSTS,
+};
+const VNETS: ResourceType = ResourceType {
+    namespace: "Microsoft.Network",
+    name: "virtualNetworks",
+    api_version: api_version::VIRTUAL_NETWORKS,
+};
+const DNS_ZONES: ResourceType = ResourceType {
+    namespace: "Microsoft.Network",
+    name: "privateDnsZones",
+    api_version: api_version::PRIVATE_DNS_ZONES,
+};
+const CLUSTERS: ResourceType = ResourceType {
+    namespace: "Microsoft.ContainerService",
+    name: "managedClusters",
+    api_version: api_version::MANAGED_CLUSTERS,
+};
+const PERMISSIONS: ResourceType = ResourceType {
+    namespace: "Microsoft.Authorization",
+    name: "permissions",
+    api_version: api_version::PERMISSIONS,
+};
+
 /// One page of an ARM list.
 #[derive(Deserialize)]
 struct Page<T> {
@@ -263,14 +297,8 @@ impl ArmClient {
         resource_group: &str,
         name: &str,
     ) -> Result<BastionHost, ArmError> {
-        let id = ResourceId::for_resource(
-            subscription,
-            resource_group,
-            "Microsoft.Network",
-            "bastionHosts",
-            name,
-        )?;
-        self.get_bastion(&id).await
+        self.get_by_name(subscription, resource_group, &BASTIONS, name)
+            .await
     }
 
     /// Every Bastion host in a resource group.
@@ -280,11 +308,7 @@ impl ArmClient {
         resource_group: &str,
     ) -> Result<Vec<BastionHost>, ArmError> {
         let rg = ResourceId::for_resource_group(subscription, resource_group)?;
-        self.list(
-            &format!("{rg}/providers/Microsoft.Network/bastionHosts"),
-            api_version::BASTION_HOSTS,
-        )
-        .await
+        self.list_of_type(&rg, &BASTIONS).await
     }
 
     /// Every Bastion host in a subscription.
@@ -293,11 +317,7 @@ impl ArmClient {
         subscription: &str,
     ) -> Result<Vec<BastionHost>, ArmError> {
         let sub = ResourceId::for_subscription(subscription)?;
-        self.list(
-            &format!("{sub}/providers/Microsoft.Network/bastionHosts"),
-            api_version::BASTION_HOSTS,
-        )
-        .await
+        self.list_of_type(&sub, &BASTIONS).await
     }
 
     /// A managed cluster by id.
@@ -312,14 +332,8 @@ impl ArmClient {
         resource_group: &str,
         name: &str,
     ) -> Result<ManagedCluster, ArmError> {
-        let id = ResourceId::for_resource(
-            subscription,
-            resource_group,
-            "Microsoft.ContainerService",
-            "managedClusters",
-            name,
-        )?;
-        self.get_cluster(&id).await
+        self.get_by_name(subscription, resource_group, &CLUSTERS, name)
+            .await
     }
 
     /// `listClusterUserCredential`; `server_fqdn` is sent as `server-fqdn` (`public`/`private`)
@@ -329,16 +343,8 @@ impl ArmClient {
         cluster: &ResourceId,
         server_fqdn: Option<&str>,
     ) -> Result<CredentialResults, ArmError> {
-        let query: Vec<(&str, &str)> = server_fqdn
-            .map(|f| ("server-fqdn", f))
-            .into_iter()
-            .collect();
-        self.post_action(
-            &format!("{cluster}/listClusterUserCredential"),
-            api_version::MANAGED_CLUSTERS,
-            &query,
-        )
-        .await
+        self.credential_action(cluster, "listClusterUserCredential", server_fqdn)
+            .await
     }
 
     /// `listClusterAdminCredential`. A cluster with local accounts disabled answers 400
@@ -348,16 +354,8 @@ impl ArmClient {
         cluster: &ResourceId,
         server_fqdn: Option<&str>,
     ) -> Result<CredentialResults, ArmError> {
-        let query: Vec<(&str, &str)> = server_fqdn
-            .map(|f| ("server-fqdn", f))
-            .into_iter()
-            .collect();
-        self.post_action(
-            &format!("{cluster}/listClusterAdminCredential"),
-            api_version::MANAGED_CLUSTERS,
-            &query,
-        )
-        .await
+        self.credential_action(cluster, "listClusterAdminCredential", server_fqdn)
+            .await
     }
 
     /// A virtual network by id.
@@ -372,11 +370,7 @@ impl ArmClient {
         resource_group: &str,
     ) -> Result<Vec<VirtualNetwork>, ArmError> {
         let rg = ResourceId::for_resource_group(subscription, resource_group)?;
-        self.list(
-            &format!("{rg}/providers/Microsoft.Network/virtualNetworks"),
-            api_version::VIRTUAL_NETWORKS,
-        )
-        .await
+        self.list_of_type(&rg, &VNETS).await
     }
 
     /// A public IP address by id.
@@ -388,11 +382,7 @@ impl ArmClient {
     /// The caller's effective permissions at a resource or resource-group scope (one entry per
     /// role assignment at or above the scope).
     pub async fn permissions(&self, scope: &ResourceId) -> Result<Vec<Permission>, ArmError> {
-        self.list(
-            &format!("{scope}/providers/Microsoft.Authorization/permissions"),
-            api_version::PERMISSIONS,
-        )
-        .await
+        self.list_of_type(scope, &PERMISSIONS).await
     }
 
     /// Every private DNS zone in a resource group.
@@ -402,11 +392,7 @@ impl ArmClient {
         resource_group: &str,
     ) -> Result<Vec<serde_json::Value>, ArmError> {
         let rg = ResourceId::for_resource_group(subscription, resource_group)?;
-        self.list(
-            &format!("{rg}/providers/Microsoft.Network/privateDnsZones"),
-            api_version::PRIVATE_DNS_ZONES,
-        )
-        .await
+        self.list_of_type(&rg, &DNS_ZONES).await
     }
 
     /// The virtual network links of a private DNS zone.
@@ -419,6 +405,53 @@ impl ArmClient {
             api_version::PRIVATE_DNS_ZONES,
         )
         .await
+    }
+
+    /// `{subscription}/resourceGroups/{resource_group}/providers/{kind}/{name}`.
+    async fn get_by_name<T: DeserializeOwned>(
+        &self,
+        subscription: &str,
+        resource_group: &str,
+        kind: &ResourceType,
+        name: &str,
+    ) -> Result<T, ArmError> {
+        let id = ResourceId::for_resource(
+            subscription,
+            resource_group,
+            kind.namespace,
+            kind.name,
+            name,
+        )?;
+        self.get(id.as_str(), kind.api_version).await
+    }
+
+    /// Every resource of `kind` under `scope` (a subscription, resource group or resource):
+    /// `GET {scope}/providers/{kind}`, every page.
+    async fn list_of_type<T: DeserializeOwned>(
+        &self,
+        scope: &ResourceId,
+        kind: &ResourceType,
+    ) -> Result<Vec<T>, ArmError> {
+        self.list(
+            &format!("{scope}/providers/{}/{}", kind.namespace, kind.name),
+            kind.api_version,
+        )
+        .await
+    }
+
+    /// `POST {cluster}/{action}` (a `listCluster…Credential`), with `server-fqdn` when given.
+    async fn credential_action(
+        &self,
+        cluster: &ResourceId,
+        action: &str,
+        server_fqdn: Option<&str>,
+    ) -> Result<CredentialResults, ArmError> {
+        let query: Vec<(&str, &str)> = server_fqdn
+            .map(|f| ("server-fqdn", f))
+            .into_iter()
+            .collect();
+        self.post_action(&format!("{cluster}/{action}"), CLUSTERS.api_version, &query)
+            .await
     }
 
     // ----- plumbing --------------------------------------------------------------------------

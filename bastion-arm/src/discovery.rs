@@ -543,47 +543,18 @@ mod tests {
     use crate::testing::FakeArm;
     use crate::testing::fixtures::*;
 
-    fn rid(s: &str) -> ResourceId {
-        s.parse().unwrap()
-    }
-
     fn run(
         arm: &FakeArm,
         cluster: &ManagedCluster,
         arg: Option<&str>,
     ) -> Result<Discovery, DiscoveryError> {
-        tokio_test_block_on(discover_bastion(arm, cluster, arg))
-    }
-
-    fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
-
-    /// Hub (other subscription) peered with the spoke, a node-RG Bastion in the spoke.
-    fn world() -> FakeArm {
-        FakeArm {
-            vnets: vec![
-                vnet(&spoke(), &[(&hub(), "Connected")]),
-                vnet(&hub(), &[(&spoke(), "Connected")]),
-            ],
-            ..FakeArm::default()
-        }
+        block_on(discover_bastion(arm, cluster, arg))
     }
 
     #[test]
     fn given_id_in_another_subscription() {
-        let mut arm = world();
-        arm.bastions.push(bastion(
-            HUB_SUB,
-            "hub-rg",
-            "hub-bastion",
-            &hub(),
-            "Standard",
-            true,
-        ));
+        let mut arm = hub_and_spoke();
+        arm.bastions.push(hub_bastion("Standard", true));
         let id = format!(
             "/subscriptions/{HUB_SUB}/resourceGroups/HUB-RG/providers/Microsoft.Network/bastionHosts/hub-bastion"
         );
@@ -595,7 +566,7 @@ mod tests {
 
     #[test]
     fn given_id_not_found_or_wrong_type_or_invalid() {
-        let arm = world();
+        let arm = hub_and_spoke();
         let id = format!(
             "/subscriptions/{HUB_SUB}/resourceGroups/hub-rg/providers/Microsoft.Network/bastionHosts/gone"
         );
@@ -617,7 +588,7 @@ mod tests {
 
     #[test]
     fn given_id_forbidden_is_an_arm_error() {
-        let mut arm = world();
+        let mut arm = hub_and_spoke();
         arm.forbidden
             .insert(rid(&format!("/subscriptions/{HUB_SUB}")));
         let id = format!(
@@ -629,15 +600,8 @@ mod tests {
 
     #[test]
     fn given_name_node_rg_then_cluster_rg_then_subscription() {
-        let mut arm = world();
-        arm.bastions.push(bastion(
-            CLUSTER_SUB,
-            "aks-rg",
-            "b1",
-            &spoke(),
-            "Standard",
-            true,
-        ));
+        let mut arm = hub_and_spoke();
+        arm.bastions.push(spoke_bastion("aks-rg", "b1"));
         let d = run(&arm, &cluster(true), Some("b1")).unwrap();
         assert!(
             matches!(&d.source, DiscoverySource::GivenName { scope } if scope.contains("cluster resource group aks-rg"))
@@ -649,29 +613,14 @@ mod tests {
             d.searched
         );
 
-        let mut arm = world();
-        arm.bastions
-            .push(bastion(CLUSTER_SUB, NRG, "b1", &spoke(), "Standard", true));
-        arm.bastions.push(bastion(
-            CLUSTER_SUB,
-            "aks-rg",
-            "b1",
-            &spoke(),
-            "Standard",
-            true,
-        ));
+        let mut arm = hub_and_spoke();
+        arm.bastions.push(spoke_bastion(NRG, "b1"));
+        arm.bastions.push(spoke_bastion("aks-rg", "b1"));
         let d = run(&arm, &cluster(true), Some("b1")).unwrap();
         assert_eq!(d.bastion.resource_group(), NRG);
 
-        let mut arm = world();
-        arm.bastions.push(bastion(
-            CLUSTER_SUB,
-            "shared-rg",
-            "B1",
-            &spoke(),
-            "Standard",
-            true,
-        ));
+        let mut arm = hub_and_spoke();
+        arm.bastions.push(spoke_bastion("shared-rg", "B1"));
         let d = run(&arm, &cluster(true), Some("b1")).unwrap();
         assert!(
             matches!(&d.source, DiscoverySource::GivenName { scope } if scope.starts_with("subscription"))
@@ -681,36 +630,15 @@ mod tests {
 
     #[test]
     fn given_name_ambiguous_or_missing_never_substitutes() {
-        let mut arm = world();
-        arm.bastions.push(bastion(
-            CLUSTER_SUB,
-            "rg1",
-            "b1",
-            &spoke(),
-            "Standard",
-            true,
-        ));
-        arm.bastions.push(bastion(
-            CLUSTER_SUB,
-            "rg2",
-            "b1",
-            &spoke(),
-            "Standard",
-            true,
-        ));
+        let mut arm = hub_and_spoke();
+        arm.bastions.push(spoke_bastion("rg1", "b1"));
+        arm.bastions.push(spoke_bastion("rg2", "b1"));
         let e = run(&arm, &cluster(true), Some("b1")).unwrap_err();
         assert!(matches!(&e, DiscoveryError::AmbiguousName { ids, .. } if ids.len() == 2));
         assert!(e.to_string().contains("full resource id"));
 
-        let mut arm = world();
-        arm.bastions.push(bastion(
-            CLUSTER_SUB,
-            NRG,
-            "other",
-            &spoke(),
-            "Standard",
-            true,
-        ));
+        let mut arm = hub_and_spoke();
+        arm.bastions.push(spoke_bastion(NRG, "other"));
         let e = run(&arm, &cluster(true), Some("b1")).unwrap_err();
         let msg = e.to_string();
         assert!(matches!(e, DiscoveryError::BastionNameNotFound { .. }));
@@ -724,22 +652,15 @@ mod tests {
 
     #[test]
     fn managed_bastion_profile() {
-        let mut arm = world();
-        let b = bastion(CLUSTER_SUB, NRG, "aks-managed", &spoke(), "Standard", true);
+        let mut arm = hub_and_spoke();
+        let b = spoke_bastion(NRG, "aks-managed");
         let mut c = cluster(true);
         c.properties.network_profile = serde_json::from_value(serde_json::json!({
             "bastionProfile": {"enabled": true, "bastionId": b.id.as_str()}
         }))
         .unwrap();
         arm.bastions.push(b);
-        arm.bastions.push(bastion(
-            CLUSTER_SUB,
-            NRG,
-            "other",
-            &spoke(),
-            "Standard",
-            true,
-        ));
+        arm.bastions.push(spoke_bastion(NRG, "other"));
         let d = run(&arm, &c, None).unwrap();
         assert_eq!(d.source, DiscoverySource::Managed);
         assert_eq!(d.bastion.display_name(), "aks-managed");
@@ -750,23 +671,9 @@ mod tests {
 
     #[test]
     fn search_finds_node_group_bastion_first() {
-        let mut arm = world();
-        arm.bastions.push(bastion(
-            CLUSTER_SUB,
-            NRG,
-            "nrg-bastion",
-            &spoke(),
-            "Standard",
-            true,
-        ));
-        arm.bastions.push(bastion(
-            HUB_SUB,
-            "hub-rg",
-            "hub-bastion",
-            &hub(),
-            "Standard",
-            true,
-        ));
+        let mut arm = hub_and_spoke();
+        arm.bastions.push(spoke_bastion(NRG, "nrg-bastion"));
+        arm.bastions.push(hub_bastion("Standard", true));
         let d = run(&arm, &cluster(true), None).unwrap();
         assert_eq!(d.bastion.display_name(), "nrg-bastion");
         assert!(
@@ -778,15 +685,8 @@ mod tests {
 
     #[test]
     fn search_finds_hub_bastion_through_peering() {
-        let mut arm = world();
-        arm.bastions.push(bastion(
-            HUB_SUB,
-            "hub-rg",
-            "hub-bastion",
-            &hub(),
-            "Standard",
-            true,
-        ));
+        let mut arm = hub_and_spoke();
+        arm.bastions.push(hub_bastion("Standard", true));
         // An unrelated Bastion in the cluster subscription is ignored.
         let lonely = vnet_id(CLUSTER_SUB, "x-rg", "lonely");
         arm.vnets.push(vnet(&lonely, &[]));
@@ -829,21 +729,14 @@ mod tests {
 
     #[test]
     fn search_prefers_native_client_capable() {
-        let mut arm = world();
+        let mut arm = hub_and_spoke();
         arm.bastions
             .push(bastion(CLUSTER_SUB, NRG, "basic", &spoke(), "Basic", false));
-        arm.bastions.push(bastion(
-            HUB_SUB,
-            "hub-rg",
-            "hub-bastion",
-            &hub(),
-            "Premium",
-            true,
-        ));
+        arm.bastions.push(hub_bastion("Premium", true));
         let d = run(&arm, &cluster(true), None).unwrap();
         assert_eq!(d.bastion.display_name(), "hub-bastion");
         // Only an incapable one: it is returned so the gate can say what to change.
-        let mut arm = world();
+        let mut arm = hub_and_spoke();
         arm.bastions.push(bastion(
             CLUSTER_SUB,
             NRG,
@@ -859,9 +752,8 @@ mod tests {
 
     #[test]
     fn search_ambiguity_lists_candidates() {
-        let mut arm = world();
-        arm.bastions
-            .push(bastion(CLUSTER_SUB, NRG, "a", &spoke(), "Standard", true));
+        let mut arm = hub_and_spoke();
+        arm.bastions.push(spoke_bastion(NRG, "a"));
         arm.bastions
             .push(bastion(CLUSTER_SUB, NRG, "b", &spoke(), "Premium", true));
         let e = run(&arm, &cluster(true), None).unwrap_err();
@@ -878,7 +770,7 @@ mod tests {
 
     #[test]
     fn search_none_found_lists_every_scope() {
-        let mut arm = world();
+        let mut arm = hub_and_spoke();
         arm.forbidden.insert(rid(&format!(
             "/subscriptions/{CLUSTER_SUB}/resourceGroups/aks-rg"
         )));
@@ -917,7 +809,7 @@ mod tests {
 
     #[test]
     fn search_uses_bastion_side_peering_when_cluster_vnet_unreadable() {
-        let mut arm = world();
+        let mut arm = hub_and_spoke();
         arm.forbidden.insert(rid(&spoke()));
         arm.bastions.push(bastion(
             CLUSTER_SUB,

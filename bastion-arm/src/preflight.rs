@@ -178,30 +178,9 @@ mod tests {
     use crate::testing::FakeArm;
     use crate::testing::fixtures::*;
 
-    fn rid(s: &str) -> ResourceId {
-        s.parse().unwrap()
-    }
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
-
-    fn hub_bastion(sku: &str, tunneling: bool) -> BastionHost {
-        bastion(HUB_SUB, "hub-rg", "hub-bastion", &hub(), sku, tunneling)
-    }
-
     /// Hub/spoke peered; Reader on both subscriptions and AKS Cluster User on the cluster.
     fn good_world(cluster: &ManagedCluster) -> FakeArm {
-        let mut arm = FakeArm {
-            vnets: vec![
-                vnet(&spoke(), &[(&hub(), "Connected")]),
-                vnet(&hub(), &[(&spoke(), "Connected")]),
-            ],
-            ..FakeArm::default()
-        };
+        let mut arm = hub_and_spoke();
         arm.permissions.insert(
             rid(&format!("/subscriptions/{HUB_SUB}")),
             vec![builtin::reader()],
@@ -215,6 +194,16 @@ mod tests {
         arm
     }
 
+    /// The checks of `bastion aks` for `c` through a Standard hub Bastion.
+    fn through_hub(arm: &FakeArm, c: &ManagedCluster) -> Report {
+        block_on(run_aks_preflight(
+            arm,
+            c,
+            &hub_bastion("Standard", true),
+            false,
+        ))
+    }
+
     fn statuses(r: &Report) -> Vec<(String, Status)> {
         r.findings
             .iter()
@@ -226,12 +215,7 @@ mod tests {
     fn everything_passes_for_peered_hub() {
         let c = cluster(true);
         let arm = good_world(&c);
-        let r = block_on(run_aks_preflight(
-            &arm,
-            &c,
-            &hub_bastion("Standard", true),
-            false,
-        ));
+        let r = through_hub(&arm, &c);
         assert!(r.passed(), "{r}");
         let ids: Vec<_> = statuses(&r);
         assert_eq!(
@@ -327,22 +311,12 @@ mod tests {
         let c = public_with_ranges(&["20.1.2.3/32", "198.51.100.0/24"]);
         let mut arm = good_world(&c);
         arm.pips.push(pip("20.1.2.3"));
-        let r = block_on(run_aks_preflight(
-            &arm,
-            &c,
-            &hub_bastion("Standard", true),
-            false,
-        ));
+        let r = through_hub(&arm, &c);
         assert_eq!(r.get("N4").unwrap().status, Status::Pass);
         assert!(r.get("N2").is_none(), "public cluster: no peering check");
 
         arm.pips = vec![pip("20.9.9.9")];
-        let r = block_on(run_aks_preflight(
-            &arm,
-            &c,
-            &hub_bastion("Standard", true),
-            false,
-        ));
+        let r = through_hub(&arm, &c);
         let n4 = r.get("N4").unwrap();
         assert_eq!(n4.status, Status::Fail);
         assert_eq!(
@@ -355,12 +329,7 @@ mod tests {
         arm.forbidden.insert(rid(&format!(
             "/subscriptions/{HUB_SUB}/resourceGroups/hub-rg"
         )));
-        let r = block_on(run_aks_preflight(
-            &arm,
-            &c,
-            &hub_bastion("Standard", true),
-            false,
-        ));
+        let r = through_hub(&arm, &c);
         assert_eq!(r.get("N4").unwrap().status, Status::Unknown);
     }
 
@@ -386,12 +355,7 @@ mod tests {
         let zone = c.private_dns_zone_id().unwrap();
         let mut arm = good_world(&c);
         arm.zone_links.insert(zone.clone(), vec![link_to(&spoke())]);
-        let r = block_on(run_aks_preflight(
-            &arm,
-            &c,
-            &hub_bastion("Standard", true),
-            false,
-        ));
+        let r = through_hub(&arm, &c);
         let n3 = r.get("N3").unwrap();
         assert_eq!(n3.status, Status::Fail, "{r}");
         assert!(n3.fix.as_deref().unwrap().contains("--enable-public-fqdn"));
@@ -404,12 +368,7 @@ mod tests {
 
         arm.zone_links
             .insert(zone, vec![link_to(&spoke()), link_to(&hub())]);
-        let r = block_on(run_aks_preflight(
-            &arm,
-            &c,
-            &hub_bastion("Standard", true),
-            false,
-        ));
+        let r = through_hub(&arm, &c);
         assert_eq!(r.get("N3").unwrap().status, Status::Warn);
         assert!(r.passed(), "a warning does not stop the flow");
     }
@@ -426,21 +385,11 @@ mod tests {
         let mut arm = good_world(&c);
         arm.zones.push(zone.clone());
         arm.zone_links.insert(zone, vec![link_to(&hub())]);
-        let r = block_on(run_aks_preflight(
-            &arm,
-            &c,
-            &hub_bastion("Standard", true),
-            false,
-        ));
+        let r = through_hub(&arm, &c);
         assert_eq!(r.get("N3").unwrap().status, Status::Warn, "{r}");
         // No zone at all: UNKNOWN, with the fix.
         let arm = good_world(&c);
-        let r = block_on(run_aks_preflight(
-            &arm,
-            &c,
-            &hub_bastion("Standard", true),
-            false,
-        ));
+        let r = through_hub(&arm, &c);
         let n3 = r.get("N3").unwrap();
         assert_eq!(n3.status, Status::Unknown);
         assert!(n3.fix.is_some());

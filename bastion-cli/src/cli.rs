@@ -186,15 +186,24 @@ pub struct TargetArgs {
     pub allow_any_port: bool,
 }
 
-/// `bastion tunnel`.
-#[derive(Debug, Args)]
-pub struct TunnelArgs {
+/// Which Bastion, and what to reach behind it: the options of `tunnel`, `proxy`, `ssh` and
+/// `check tunnel`.
+#[derive(Debug, Clone, Args)]
+pub struct RouteArgs {
     /// The Bastion.
     #[command(flatten)]
     pub bastion: BastionArgs,
     /// The target.
     #[command(flatten)]
     pub target: TargetArgs,
+}
+
+/// `bastion tunnel`.
+#[derive(Debug, Args)]
+pub struct TunnelArgs {
+    /// The Bastion and the target behind it.
+    #[command(flatten)]
+    pub route: RouteArgs,
 
     /// The port on the target.
     #[arg(long, value_name = "PORT")]
@@ -228,12 +237,9 @@ pub struct TunnelArgs {
 /// `bastion proxy`.
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
-    /// The Bastion.
+    /// The Bastion and the target behind it.
     #[command(flatten)]
-    pub bastion: BastionArgs,
-    /// The target.
-    #[command(flatten)]
-    pub target: TargetArgs,
+    pub route: RouteArgs,
 
     /// The port on the target.
     #[arg(long, value_name = "PORT", default_value_t = 22)]
@@ -247,12 +253,9 @@ pub struct ProxyArgs {
 /// `bastion ssh`.
 #[derive(Debug, Args)]
 pub struct SshArgs {
-    /// The Bastion.
+    /// The Bastion and the target behind it.
     #[command(flatten)]
-    pub bastion: BastionArgs,
-    /// The target.
-    #[command(flatten)]
-    pub target: TargetArgs,
+    pub route: RouteArgs,
 
     /// The ssh port on the target.
     #[arg(long, value_name = "PORT", default_value_t = 22)]
@@ -359,12 +362,9 @@ pub struct CheckAksArgs {
 /// `bastion check tunnel`.
 #[derive(Debug, Args)]
 pub struct CheckTunnelArgs {
-    /// The Bastion.
+    /// The Bastion and the target behind it.
     #[command(flatten)]
-    pub bastion: BastionArgs,
-    /// The target.
-    #[command(flatten)]
-    pub target: TargetArgs,
+    pub route: RouteArgs,
 
     /// The port on the target.
     #[arg(long, value_name = "PORT", default_value_t = 22)]

@@ -76,37 +76,7 @@ impl Kubeconfig {
 mod tests {
     use super::super::ClusterSelector;
     use super::*;
-
-    const FETCHED: &str = r#"apiVersion: v1
-clusters:
-- cluster:
-    certificate-authority-data: Q0E=
-    server: https://myaks.privatelink.eastus.azmk8s.io:443
-  name: myaks
-contexts:
-- context: {cluster: myaks, user: u}
-  name: myaks
-current-context: myaks
-kind: Config
-users:
-- name: u
-  user: {token: t}
-"#;
-
-    const EXISTING: &str = r#"clusters:
-- cluster: {server: "https://other.example:6443"}
-  name: other
-- cluster: {server: "https://old.example:443"}
-  name: myaks
-contexts:
-- context: {cluster: other, user: o}
-  name: other
-current-context: other
-preferences: {colors: true}
-users:
-- name: o
-  user: {token: x}
-"#;
+    use crate::testing::{PRIVATE_CLUSTER_KUBECONFIG as FETCHED, USER_KUBECONFIG as EXISTING};
 
     #[test]
     fn merge_replaces_by_name_appends_the_rest_and_switches_context() {

@@ -194,11 +194,7 @@ impl<'de> Deserialize<'de> for Sku {
 impl BastionHost {
     /// The display name: `name`, else the last segment of `id`.
     pub fn display_name(&self) -> &str {
-        if self.name.is_empty() {
-            self.id.name()
-        } else {
-            &self.name
-        }
+        super::display_name(&self.name, &self.id)
     }
 
     /// The resource group from the `id`.

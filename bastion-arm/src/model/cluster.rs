@@ -170,11 +170,7 @@ pub struct BastionProfile {
 impl ManagedCluster {
     /// The display name: `name`, else the last segment of `id`.
     pub fn display_name(&self) -> &str {
-        if self.name.is_empty() {
-            self.id.name()
-        } else {
-            &self.name
-        }
+        super::display_name(&self.name, &self.id)
     }
 
     /// The cluster resource group from the `id`.

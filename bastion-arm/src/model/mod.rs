@@ -33,3 +33,8 @@ pub struct SubResource {
     /// The referenced resource id.
     pub id: ResourceId,
 }
+
+/// A resource's display name: `name`, else the last segment of `id`.
+fn display_name<'a>(name: &'a str, id: &'a ResourceId) -> &'a str {
+    if name.is_empty() { id.name() } else { name }
+}

@@ -3,10 +3,24 @@
 use serde_json::json;
 
 use crate::model::{BastionHost, ManagedCluster, VirtualNetwork};
+use crate::resource_id::ResourceId;
+use crate::testing::FakeArm;
 
 pub const CLUSTER_SUB: &str = "22222222-2222-2222-2222-222222222222";
 pub const HUB_SUB: &str = "11111111-1111-1111-1111-111111111111";
 pub const NRG: &str = "MC_aks-rg_myaks_eastus";
+
+pub fn rid(s: &str) -> ResourceId {
+    s.parse().unwrap()
+}
+
+/// Runs a future to completion on a fresh current-thread runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
 
 pub fn vnet_id(sub: &str, rg: &str, name: &str) -> String {
     format!(
@@ -20,6 +34,17 @@ pub fn spoke() -> String {
 
 pub fn hub() -> String {
     vnet_id(HUB_SUB, "hub-rg", "hub-vnet")
+}
+
+/// The spoke (cluster subscription) and the hub (other subscription), peered both ways.
+pub fn hub_and_spoke() -> FakeArm {
+    FakeArm {
+        vnets: vec![
+            vnet(&spoke(), &[(&hub(), "Connected")]),
+            vnet(&hub(), &[(&spoke(), "Connected")]),
+        ],
+        ..FakeArm::default()
+    }
 }
 
 pub fn cluster(private: bool) -> ManagedCluster {
@@ -67,6 +92,17 @@ pub fn bastion(
         }
     }))
     .unwrap()
+}
+
+/// `hub-bastion` in the hub VNet.
+pub fn hub_bastion(sku: &str, tunneling: bool) -> BastionHost {
+    bastion(HUB_SUB, "hub-rg", "hub-bastion", &hub(), sku, tunneling)
+}
+
+/// A Standard Bastion with native client support in the spoke VNet, in resource group `rg` of
+/// the cluster subscription.
+pub fn spoke_bastion(rg: &str, name: &str) -> BastionHost {
+    bastion(CLUSTER_SUB, rg, name, &spoke(), "Standard", true)
 }
 
 pub fn vnet(id: &str, peers: &[(&str, &str)]) -> VirtualNetwork {

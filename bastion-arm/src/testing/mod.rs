@@ -17,6 +17,41 @@ use crate::resource_id::ResourceId;
 #[cfg(test)]
 pub(crate) mod fixtures;
 
+/// A kubeconfig as `listClusterUserCredential` returns it for the private cluster `myaks`: one
+/// cluster, context and token user, the current context set.
+pub const PRIVATE_CLUSTER_KUBECONFIG: &str = r#"apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: Q0E=
+    server: https://myaks.privatelink.eastus.azmk8s.io:443
+  name: myaks
+contexts:
+- context: {cluster: myaks, user: u}
+  name: myaks
+current-context: myaks
+kind: Config
+users:
+- name: u
+  user: {token: t}
+"#;
+
+/// A user's own kubeconfig: cluster `other` (the current context), a stale entry for `myaks`,
+/// and preferences; no `apiVersion` or `kind`.
+pub const USER_KUBECONFIG: &str = r#"clusters:
+- cluster: {server: "https://other.example:6443"}
+  name: other
+- cluster: {server: "https://old.example:443"}
+  name: myaks
+contexts:
+- context: {cluster: other, user: o}
+  name: other
+current-context: other
+preferences: {colors: true}
+users:
+- name: o
+  user: {token: x}
+"#;
+
 /// An ARM error status, as the fake answers it: `code` with a message naming `path`.
 pub fn service(status: u16, code: &str, path: &str) -> ArmError {
     service_with(status, code, &format!("{code} for {path}"), path)

@@ -15,7 +15,7 @@ use bastion_arm::{
 use bastion_core::{ConnectionEvent, LocalListener, Target, Tunnel, TunnelConfig};
 use serde_json::json;
 use tokio::process::Command;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::broadcast;
 
 use crate::cli::{AksArgs, AksTargetArgs};
 use crate::commands::cluster::{self, BastionFailure};
@@ -314,17 +314,7 @@ async fn serve_and_run(
     let config = tunnel_config(ctx, cluster, plan)?;
     let tunnel = signals.interruptible(tunnel::start(ctx, config)).await?;
     let port = listener.port();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = {
-        let tunnel = tunnel.clone();
-        tokio::spawn(async move {
-            tunnel
-                .serve(listener, async {
-                    let _ = stopped.await;
-                })
-                .await
-        })
-    };
+    let server = tunnel::serve_in_background(&tunnel, listener);
     let failures = spawn_failure_log(*out, tunnel.subscribe());
     step.done(format!(
         "Tunnel to {} port 443 through {}",
@@ -340,8 +330,7 @@ async fn serve_and_run(
     }
     .await;
 
-    let _ = stop.send(());
-    let summary = server.await.unwrap_or_default();
+    let summary = server.stop().await;
     drop(tunnel);
     if tokio::time::timeout(std::time::Duration::from_secs(1), failures)
         .await
@@ -349,12 +338,7 @@ async fn serve_and_run(
     {
         tracing::debug!("the connection log did not drain in time");
     }
-    if summary.undeleted_sessions > 0 {
-        out.warn(format!(
-            "{} Bastion session(s) could not be deleted",
-            summary.undeleted_sessions
-        ));
-    }
+    tunnel::warn_undeleted(out, &summary);
     outcome.map(|o| (o, summary.undeleted_sessions))
 }
 

@@ -48,12 +48,12 @@ pub async fn run_aks(ctx: &Context, args: &CheckAksArgs) -> CliResult<Outcome> {
 
 /// Runs `bastion check tunnel`.
 pub async fn run_tunnel(ctx: &Context, args: &CheckTunnelArgs) -> CliResult<Outcome> {
-    let spec = TargetSpec::parse(&args.target, args.resource_port)?;
-    if args.bastion.bastion_endpoint.is_some() {
+    let spec = TargetSpec::parse(&args.route.target, args.resource_port)?;
+    if args.route.bastion.bastion_endpoint.is_some() {
         return Err(CliError::usage("`check tunnel` reads the Bastion from ARM")
             .hint("pass --name and --resource-group instead of --bastion-endpoint"));
     }
-    let id = target::bastion_id(&args.bastion, &spec)?;
+    let id = target::bastion_id(&args.route.bastion, &spec)?;
     let arm = ctx.arm_client()?;
     let mut report = Report::default();
     match arm.get_bastion(&id).await {
@@ -61,7 +61,7 @@ pub async fn run_tunnel(ctx: &Context, args: &CheckTunnelArgs) -> CliResult<Outc
             let usage = Usage::Tunnel {
                 port: args.resource_port,
                 ip_connect: matches!(spec, TargetSpec::Ip(_)),
-                allow_custom_port: args.target.allow_any_port,
+                allow_custom_port: args.route.target.allow_any_port,
             };
             for f in gate_findings(&bastion, usage) {
                 report.push(f);

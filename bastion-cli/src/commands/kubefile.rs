@@ -107,36 +107,9 @@ impl KubeFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const FETCHED: &str = r#"apiVersion: v1
-clusters:
-- cluster:
-    certificate-authority-data: Q0E=
-    server: https://myaks.privatelink.eastus.azmk8s.io:443
-  name: myaks
-contexts:
-- context: {cluster: myaks, user: u}
-  name: myaks
-current-context: myaks
-kind: Config
-users:
-- name: u
-  user: {token: t}
-"#;
-
-    const EXISTING: &str = r#"apiVersion: v1
-clusters:
-- cluster: {server: "https://other.example:6443"}
-  name: other
-contexts:
-- context: {cluster: other, user: o}
-  name: other
-current-context: other
-kind: Config
-users:
-- name: o
-  user: {token: x}
-"#;
+    use bastion_arm::testing::{
+        PRIVATE_CLUSTER_KUBECONFIG as FETCHED, USER_KUBECONFIG as EXISTING,
+    };
 
     fn quiet() -> Output {
         Output::new(crate::cli::OutputFormat::Text, true)

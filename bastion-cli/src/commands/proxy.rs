@@ -13,8 +13,7 @@ pub async fn run(ctx: &Context, args: &ProxyArgs) -> CliResult<Outcome> {
         .map_err(|e| CliError::new(Code::Other, format!("cannot handle signals: {e}")))?;
     let tunnel = signals
         .interruptible(async {
-            let mut config =
-                target::resolve(ctx, &args.bastion, &args.target, args.resource_port).await?;
+            let mut config = target::resolve(ctx, &args.route, args.resource_port).await?;
             tunnel::apply_options(&mut config, None, args.max_frame_size, None);
             tunnel::start(ctx, config).await
         })

@@ -3,7 +3,6 @@
 
 use bastion_core::LocalListener;
 use tokio::process::Command;
-use tokio::sync::oneshot;
 
 use crate::cli::SshArgs;
 use crate::commands::target::TargetSpec;
@@ -16,27 +15,16 @@ use crate::signals::Signals;
 pub async fn run(ctx: &Context, args: &SshArgs) -> CliResult<Outcome> {
     let mut signals = Signals::install()
         .map_err(|e| CliError::new(Code::Other, format!("cannot handle signals: {e}")))?;
-    let spec = TargetSpec::parse(&args.target, args.resource_port)?;
+    let spec = TargetSpec::parse(&args.route.target, args.resource_port)?;
     let listener = LocalListener::bind_loopback(0).await?;
     let port = listener.port();
     let tunnel = signals
         .interruptible(async {
-            let config =
-                target::resolve(ctx, &args.bastion, &args.target, args.resource_port).await?;
+            let config = target::resolve(ctx, &args.route, args.resource_port).await?;
             tunnel::start(ctx, config).await
         })
         .await?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = {
-        let tunnel = tunnel.clone();
-        tokio::spawn(async move {
-            tunnel
-                .serve(listener, async {
-                    let _ = stopped.await;
-                })
-                .await
-        })
-    };
+    let server = tunnel::serve_in_background(&tunnel, listener);
     tracing::info!(port, "tunnel ready for ssh");
 
     let mut cmd = Command::new(&args.ssh_command);
@@ -54,16 +42,9 @@ pub async fn run(ctx: &Context, args: &SshArgs) -> CliResult<Outcome> {
     cmd.arg("127.0.0.1").args(&args.ssh_args);
     let result = child::run(cmd, "ssh", &mut signals).await;
 
-    let _ = stop.send(());
+    // A second signal while the sessions are being deleted exits at once.
     signals.exit_on_next(ctx.out.quiet);
-    if let Ok(summary) = server.await
-        && summary.undeleted_sessions > 0
-    {
-        ctx.out.warn(format!(
-            "{} Bastion session(s) could not be deleted",
-            summary.undeleted_sessions
-        ));
-    }
+    tunnel::warn_undeleted(&ctx.out, &server.stop().await);
     let (status, _) = result?;
     Ok(Outcome::Status(child_status(status)))
 }

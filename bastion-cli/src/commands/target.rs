@@ -7,7 +7,7 @@ use bastion_arm::model::BastionHost;
 use bastion_arm::{EndpointPlan, ResourceId, Usage};
 use bastion_core::{Endpoint, EndpointKind, Target, TunnelConfig};
 
-use crate::cli::{BastionArgs, TargetArgs};
+use crate::cli::{BastionArgs, RouteArgs, TargetArgs};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, Code};
 
@@ -102,12 +102,8 @@ pub fn bastion_id(args: &BastionArgs, target: &TargetSpec) -> CliResult<Resource
 /// Resolves the Bastion and the target into a tunnel configuration (ready for
 /// [`bastion_core::Tunnel::new`]): with `--bastion-endpoint`
 /// directly, otherwise through ARM with the native-client gate.
-pub async fn resolve(
-    ctx: &Context,
-    args: &BastionArgs,
-    target_args: &TargetArgs,
-    port: u16,
-) -> CliResult<TunnelConfig> {
+pub async fn resolve(ctx: &Context, route: &RouteArgs, port: u16) -> CliResult<TunnelConfig> {
+    let (args, target_args) = (&route.bastion, &route.target);
     let target = TargetSpec::parse(target_args, port)?;
     let ip_connect = matches!(target, TargetSpec::Ip(_));
     if let Some(endpoint) = &args.bastion_endpoint {

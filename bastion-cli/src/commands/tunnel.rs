@@ -5,9 +5,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bastion_core::TokenSource;
-use bastion_core::{ConnectionEvent, LocalListener, Tunnel, TunnelConfig};
+use bastion_core::{ConnectionEvent, LocalListener, ServeSummary, Tunnel, TunnelConfig};
 use serde_json::json;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::cli::TunnelArgs;
 use crate::commands::target;
@@ -24,14 +25,13 @@ pub async fn run(ctx: &Context, args: &TunnelArgs) -> CliResult<Outcome> {
             format!("cannot handle signals: {e}"),
         )
     })?;
-    target::TargetSpec::parse(&args.target, args.resource_port)?;
+    target::TargetSpec::parse(&args.route.target, args.resource_port)?;
     // Bind first and hold it: a busy port fails before any network call, and the port printed
     // is the port served.
     let listener = bind(&ctx.out, args.bind, args.port).await?;
     let tunnel = signals
         .interruptible(async {
-            let mut config =
-                target::resolve(ctx, &args.bastion, &args.target, args.resource_port).await?;
+            let mut config = target::resolve(ctx, &args.route, args.resource_port).await?;
             apply_options(
                 &mut config,
                 args.idle_timeout,
@@ -129,6 +129,47 @@ pub async fn start(ctx: &Context, config: TunnelConfig) -> CliResult<Tunnel> {
     // The credential error already says how to sign in.
     tokens.token().await.map_err(CliError::from)?;
     Ok(Tunnel::with_token_source(config, tokens)?)
+}
+
+/// A tunnel serving its listener on a task of its own, while the command does something else
+/// (see [`serve_in_background`]).
+pub struct Background {
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<ServeSummary>,
+}
+
+/// Serves `tunnel` on `listener` in a spawned task until [`Background::stop`] (or until the
+/// [`Background`] is dropped).
+pub fn serve_in_background(tunnel: &Tunnel, listener: LocalListener) -> Background {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let tunnel = tunnel.clone();
+    let server = tokio::spawn(async move {
+        tunnel
+            .serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Background { stop, server }
+}
+
+impl Background {
+    /// Stops accepting connections and waits until the open ones have ended and their sessions
+    /// are deleted. The summary is empty if the serving task failed.
+    pub async fn stop(self) -> ServeSummary {
+        let _ = self.stop.send(());
+        self.server.await.unwrap_or_default()
+    }
+}
+
+/// The warning for sessions [`Background::stop`] could not delete, if any.
+pub fn warn_undeleted(out: &Output, summary: &ServeSummary) {
+    if summary.undeleted_sessions > 0 {
+        out.warn(format!(
+            "{} Bastion session(s) could not be deleted",
+            summary.undeleted_sessions
+        ));
+    }
 }
 
 /// Binds the local listener: loopback (127.0.0.1 and ::1) by default; any other address only
@@ -235,7 +276,7 @@ fn log_event(out: &Output, event: &ConnectionEvent) {
 }
 
 /// The closing summary; undeleted sessions are a warning.
-pub fn report_summary(out: &Output, summary: &bastion_core::ServeSummary) {
+pub fn report_summary(out: &Output, summary: &ServeSummary) {
     out.event(
         format!(
             "Tunnel closed: {} connection{}, {} failed",
