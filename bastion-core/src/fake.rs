@@ -59,6 +59,8 @@ pub(crate) struct FakeBastion {
     script: Mutex<VecDeque<Ws>>,
     record: Arc<Mutex<Record>>,
     post_delay: std::time::Duration,
+    /// DELETEs still to answer with a 500.
+    failing_deletes: std::sync::atomic::AtomicUsize,
 }
 
 impl FakeBastion {
@@ -68,6 +70,15 @@ impl FakeBastion {
             script: Mutex::new(script.into_iter().collect()),
             record: Arc::default(),
             post_delay: std::time::Duration::ZERO,
+            failing_deletes: Default::default(),
+        })
+    }
+
+    /// A Bastion that echoes and answers its first `n` DELETEs with a 500.
+    pub(crate) fn failing_deletes(n: usize) -> Arc<Self> {
+        Arc::new(Self {
+            failing_deletes: n.into(),
+            ..Self::default()
         })
     }
 
@@ -111,9 +122,22 @@ impl BastionApi for FakeBastion {
         auth_token: &Secret,
         node_id: &str,
     ) -> Result<bool> {
+        use std::sync::atomic::Ordering;
         let mut r = self.record();
         r.deletes
             .push((auth_token.expose().to_owned(), node_id.to_owned()));
+        let fail = self
+            .failing_deletes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Err(Error::Http {
+                operation: crate::Operation::DeleteSession,
+                status: 500,
+                reason: "Internal Server Error".into(),
+                message: String::new(),
+            });
+        }
         Ok(r.live.remove(auth_token.expose()))
     }
 

@@ -18,6 +18,10 @@ use crate::{Error, Result, Secret};
 
 /// At most this many DELETEs run at once when many sessions end together.
 const DELETE_CONCURRENCY: usize = 16;
+/// A failed DELETE is tried again in the background this many times while the tunnel runs,
+/// after 1, 2, 4, … seconds (at most a minute apart); shutdown tries whatever is left.
+const DELETE_RETRIES: u32 = 8;
+const DELETE_RETRY_MAX_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 struct LiveSession {
@@ -33,6 +37,8 @@ pub(crate) struct Registry {
     api: Arc<dyn BastionApi>,
     delete_timeout: Duration,
     tracker: TaskTracker,
+    /// Cancelled at shutdown: background retries stop and leave the rest to it.
+    closing: tokio_util::sync::CancellationToken,
     deleted: AtomicU64,
 }
 
@@ -44,6 +50,7 @@ impl Registry {
             api,
             delete_timeout,
             tracker: TaskTracker::new(),
+            closing: tokio_util::sync::CancellationToken::new(),
             deleted: AtomicU64::new(0),
         })
     }
@@ -97,7 +104,7 @@ impl Registry {
     }
 
     /// Deletes session `id` if it is still live. The session leaves the registry only once the
-    /// service confirms (200/204/404), so a failed or cancelled DELETE is retried at shutdown.
+    /// service confirms (200/204/404), so a failed or cancelled DELETE can be tried again.
     async fn delete(&self, id: u64) -> Result<()> {
         let Some(live) = self.lock().get(&id).cloned() else {
             return Ok(());
@@ -125,30 +132,62 @@ impl Registry {
                 Ok(())
             }
             Err(e) => {
-                tracing::warn!(node = %live.node_id, error = %e, "could not delete a Bastion session; will retry at shutdown");
+                tracing::warn!(node = %live.node_id, error = %e, "could not delete a Bastion session; retrying in the background");
                 Err(e)
             }
         }
     }
 
+    /// Deletes session `id`, and on failure keeps trying in the background (with backoff)
+    /// while the tunnel runs.
+    async fn delete_or_retry(self: &Arc<Self>, id: u64) -> Result<()> {
+        let result = self.delete(id).await;
+        if result.is_err() {
+            self.retry_in_background(id);
+        }
+        result
+    }
+
+    fn retry_in_background(self: &Arc<Self>, id: u64) {
+        let registry = Arc::clone(self);
+        self.spawn_tracked(async move {
+            let mut wait = Duration::from_secs(1);
+            for _ in 0..DELETE_RETRIES {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = registry.closing.cancelled() => return,
+                }
+                if registry.delete(id).await.is_ok() {
+                    return;
+                }
+                wait = (wait * 2).min(DELETE_RETRY_MAX_WAIT);
+            }
+            tracing::warn!("a Bastion session could not be deleted; shutdown will try once more");
+        });
+    }
+
     fn delete_in_background(self: &Arc<Self>, id: u64) {
+        let registry = Arc::clone(self);
+        self.spawn_tracked(async move {
+            let _ = registry.delete_or_retry(id).await;
+        });
+    }
+
+    fn spawn_tracked(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             tracing::warn!(
                 "a Bastion session was dropped outside a runtime; it stays live until shutdown or the service's idle timeout"
             );
             return;
         };
-        let registry = Arc::clone(self);
-        let fut = self.tracker.track_future(async move {
-            let _ = registry.delete(id).await;
-        });
-        handle.spawn(fut);
+        handle.spawn(self.tracker.track_future(fut));
     }
 
     /// Waits for background deletes, then deletes every session still live (at most 16 at a time),
     /// retrying each once, all within `budget`. Returns how many sessions are left undeleted.
     pub(crate) async fn delete_all(&self, budget: Duration) -> usize {
         let work = async {
+            self.closing.cancel();
             self.tracker.close();
             self.tracker.wait().await;
             for _round in 0..2 {
@@ -206,7 +245,7 @@ impl Session {
         // From here on the registry owns the cleanup: a failed or cancelled DELETE leaves the
         // session registered, and shutdown retries it.
         self.done = true;
-        self.registry.delete(self.id).await
+        self.registry.delete_or_retry(self.id).await
     }
 }
 
