@@ -89,6 +89,15 @@ async fn run(cli: Cli, out: Output) -> CliResult<Outcome> {
 }
 
 /// Logging on stderr: warnings by default, more with -v, only errors with -q; RUST_LOG wins.
+/// The WebSocket library logs every frame, payload included, at debug and trace: tunnelled
+/// bytes (an `Authorization` header sent through the tunnel, say) must never reach the log, at
+/// any verbosity and whatever `RUST_LOG` says.
+fn is_payload_level(meta: &tracing::Metadata<'_>) -> bool {
+    let target = meta.target();
+    (target.starts_with("tungstenite") || target.starts_with("tokio_tungstenite"))
+        && *meta.level() >= tracing::Level::DEBUG
+}
+
 fn init_tracing(verbose: u8, quiet: bool) {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
@@ -114,7 +123,7 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .with_filter(tracing_subscriber::filter::filter_fn(move |meta| {
             // Without -v, a connection's end is reported once, by the command's own line (from
             // `Tunnel::subscribe`), not again by the library's log event.
-            !(plain && is_connection_summary(meta))
+            !(is_payload_level(meta) || plain && is_connection_summary(meta))
         }));
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }
