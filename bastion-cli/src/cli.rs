@@ -225,7 +225,8 @@ pub struct TunnelArgs {
     #[arg(long, value_name = "BYTES")]
     pub max_frame_size: Option<usize>,
 
-    /// At most this many tunnelled connections at once; more wait their turn.
+    /// At most this many tunnelled connections (Bastion sessions) at once; more wait, unaccepted,
+    /// until one ends [default: 256; 1 for the Developer SKU].
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 

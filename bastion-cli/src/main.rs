@@ -32,6 +32,7 @@ fn main() -> ExitCode {
     };
     let out = Output::new(format, cli.global.quiet);
     init_tracing(cli.global.verbose, cli.global.quiet);
+    raise_open_file_limit();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -89,6 +90,27 @@ async fn run(cli: Cli, out: Output) -> CliResult<Outcome> {
 }
 
 /// Logging on stderr: warnings by default, more with -v, only errors with -q; RUST_LOG wins.
+/// Each tunnelled connection holds two descriptors (the local socket and the Bastion's): raise
+/// the soft open-file limit to the hard limit, so the connection cap, not a default of 1024,
+/// decides how many connections are served.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // An unlimited hard limit is capped (some systems refuse an infinite soft limit).
+    let target = limit.maximum.unwrap_or(1 << 20).min(1 << 20);
+    if limit.current.is_some_and(|soft| soft >= target) {
+        return;
+    }
+    let raised = Rlimit {
+        current: Some(target),
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::debug!(target, "raised the open-file limit"),
+        Err(e) => tracing::debug!(error = %e, "could not raise the open-file limit"),
+    }
+}
+
 /// The WebSocket library logs every frame, payload included, at debug and trace: tunnelled
 /// bytes (an `Authorization` header sent through the tunnel, say) must never reach the log, at
 /// any verbosity and whatever `RUST_LOG` says.

@@ -100,7 +100,7 @@ pub use stream::{
 pub use token::{StaticTokenCredential, TokenSource};
 pub use transport::{HttpsClient, HttpsConfig};
 pub use tunnel::{
-    ConnectionEvent, DEFAULT_RESTRICTED_PORTS, RelayStats, ServeSummary, Tunnel, TunnelConfig,
-    TunnelConnection,
+    ConnectionEvent, DEFAULT_MAX_SESSIONS, DEFAULT_RESTRICTED_PORTS, RelayStats, ServeSummary,
+    Tunnel, TunnelConfig, TunnelConnection,
 };
 pub use websocket::{UpgradeConnection, WsOptions};

@@ -36,6 +36,10 @@ use crate::{Error, Result, Secret};
 
 /// Ports a Developer SKU Bastion or an IP-connect target allows unless the user opts in.
 pub const DEFAULT_RESTRICTED_PORTS: [u16; 2] = [22, 3389];
+/// Sessions (and so tunnelled connections) open at once unless configured otherwise: each is a
+/// Bastion session under the user's identity, so many idle local connections must not become
+/// as many sessions without bound.
+pub const DEFAULT_MAX_SESSIONS: usize = 256;
 /// Developer data-pod lookups are redone after this many consecutive connection failures.
 const DATA_POD_MAX_FAILURES: u32 = 3;
 const UP_BUFFER: usize = 64 * 1024;
@@ -60,7 +64,9 @@ pub struct TunnelConfig {
     pub stream: StreamConfig,
     /// WebSocket handshake settings.
     pub websocket: WsOptions,
-    /// At most this many tunnelled connections at once; more wait their turn. Developer: 1.
+    /// At most this many tunnelled connections (Bastion sessions) at once; more wait their
+    /// turn ([`Tunnel::serve`] stops accepting until one ends, so they wait in the listener's
+    /// backlog). `None`: [`DEFAULT_MAX_SESSIONS`], or 1 for the Developer SKU.
     pub max_concurrent: Option<usize>,
     /// Close a connection after this long with no bytes in either direction.
     pub idle_timeout: Option<Duration>,
@@ -241,7 +247,7 @@ impl Tunnel {
         let max = match (config.max_concurrent, config.kind) {
             (Some(n), _) => Some(n),
             (None, EndpointKind::Developer) => Some(1),
-            (None, _) => None,
+            (None, _) => Some(DEFAULT_MAX_SESSIONS),
         };
         let (events, _) = broadcast::channel(1024);
         Ok(Self {
@@ -294,8 +300,14 @@ impl Tunnel {
     /// Opens one tunnelled connection: token exchange, WebSocket, and a [`TunnelConnection`]
     /// that DELETEs its session when closed or dropped.
     pub async fn connect(&self) -> Result<TunnelConnection> {
+        self.connect_with(true).await
+    }
+
+    /// [`Tunnel::connect`]; `acquire: false` when the caller already holds a session permit
+    /// ([`Tunnel::serve`] takes one before it accepts).
+    async fn connect_with(&self, acquire: bool) -> Result<TunnelConnection> {
         let inner = &self.inner;
-        let permit = match &inner.limit {
+        let permit = match inner.limit.as_ref().filter(|_| acquire) {
             Some(sem) => Some(
                 Arc::clone(sem)
                     .acquire_owned()
@@ -406,11 +418,16 @@ impl Tunnel {
     where
         L: AsyncRead + AsyncWrite + Unpin,
     {
-        let (stats, result) = self.relay_inner(local, &self.inner.shutdown).await;
+        let (stats, result) = self.relay_inner(local, &self.inner.shutdown, true).await;
         result.map(|()| stats)
     }
 
-    async fn relay_inner<L>(&self, local: L, cancel: &CancellationToken) -> (RelayStats, Result<()>)
+    async fn relay_inner<L>(
+        &self,
+        local: L,
+        cancel: &CancellationToken,
+        acquire: bool,
+    ) -> (RelayStats, Result<()>)
     where
         L: AsyncRead + AsyncWrite + Unpin,
     {
@@ -420,7 +437,7 @@ impl Tunnel {
         let mut replay: Option<Vec<u8>> = None;
         loop {
             let conn = tokio::select! {
-                c = self.connect() => c,
+                c = self.connect_with(acquire) => c,
                 _ = cancel.cancelled() => Err(Error::ShuttingDown),
             };
             let conn = match conn {
@@ -477,27 +494,52 @@ impl Tunnel {
         let accepted = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
         let token = self.inner.shutdown.clone();
+        let mut out_of_descriptors = false;
         tokio::pin!(shutdown);
         loop {
+            // The session permit comes first: past the cap, clients wait in the kernel's
+            // backlog instead of each holding a socket and a pending session here.
+            let permit = match &self.inner.limit {
+                Some(sem) => tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = token.cancelled() => break,
+                    p = Arc::clone(sem).acquire_owned() => match p {
+                        Ok(p) => Some(p),
+                        Err(_) => break,
+                    },
+                },
+                None => None,
+            };
             let (socket, peer) = tokio::select! {
                 _ = &mut shutdown => break,
                 _ = token.cancelled() => break,
                 r = listener.accept() => match r {
                     Ok(pair) => pair,
                     Err(e) => {
-                        tracing::warn!(error = %e, "accepting a local connection failed");
-                        // Out of descriptors and similar: back off instead of spinning.
+                        if is_out_of_descriptors(&e) {
+                            if !out_of_descriptors {
+                                tracing::error!(
+                                    "out of file descriptors: new local connections wait until open ones close (raise the open-file limit, ulimit -n, or lower the connection cap)"
+                                );
+                            }
+                            out_of_descriptors = true;
+                        } else {
+                            tracing::warn!(error = %e, "accepting a local connection failed");
+                        }
+                        // Back off instead of spinning; the listener keeps serving.
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 },
             };
+            out_of_descriptors = false;
             let _ = socket.set_nodelay(true);
             accepted.fetch_add(1, Ordering::Relaxed);
             let tunnel = self.clone();
             let failed = Arc::clone(&failed);
             let cancel = token.child_token();
             tracker.spawn(async move {
+                let _permit = permit;
                 if tunnel.handle(socket, peer, &cancel).await.is_err() {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
@@ -524,7 +566,7 @@ impl Tunnel {
             id,
             peer: Some(peer),
         });
-        let (stats, result) = self.relay_inner(socket, cancel).await;
+        let (stats, result) = self.relay_inner(socket, cancel, false).await;
         match &result {
             Ok(()) => tracing::info!(
                 conn = id,
@@ -584,6 +626,11 @@ impl Tunnel {
             .delete_all(left.max(Duration::from_millis(500)))
             .await
     }
+}
+
+/// EMFILE / ENFILE: the process or the system has no file descriptor left.
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23 | 24))
 }
 
 /// One tunnelled connection as an in-process byte stream. Its session is deleted by

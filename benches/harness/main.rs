@@ -823,7 +823,9 @@ impl MemoryResults {
 }
 
 async fn memory_phase(ctx: &Ctx) -> Result<MemoryResults, Error> {
-    let args = ctx.ip_connect_args();
+    let mut args = ctx.ip_connect_args();
+    // Every idle connection is to hold a session: lift the default session cap.
+    args.extend(["--max-connections".to_owned(), "100000".to_owned()]);
     let tunnel = ctx.tunnel("memory", &[], &args).await?;
     let r = memory_measure(ctx, &tunnel).await;
     tunnel.stop().await;

@@ -356,3 +356,52 @@ async fn sessions_that_cannot_be_deleted_are_reported_at_shutdown() {
     );
     assert_eq!(tunnel.live_sessions(), 1);
 }
+
+#[tokio::test]
+async fn serve_holds_at_most_the_cap_of_sessions_and_the_rest_wait_to_be_accepted() {
+    let api = FakeBastion::scripted([]);
+    let mut cfg = config(EndpointKind::Standard);
+    cfg.max_concurrent = Some(2);
+    let tunnel = tunnel(cfg, &api);
+    let listener = LocalListener::bind_loopback(0).await.unwrap();
+    let port = listener.port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = {
+        let tunnel = tunnel.clone();
+        tokio::spawn(async move {
+            tunnel
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+        })
+    };
+    let open = || async {
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        c.write_all(b"x").await.unwrap();
+        c
+    };
+    let mut first = open().await;
+    let mut second = open().await;
+    let mut third = open().await;
+    let mut one = [0u8; 1];
+    bounded(first.read_exact(&mut one)).await.unwrap();
+    bounded(second.read_exact(&mut one)).await.unwrap();
+    // The third waits (in the listener's backlog): no third session, no echo.
+    let waited = tokio::time::timeout(Duration::from_millis(200), third.read_exact(&mut one)).await;
+    assert!(
+        waited.is_err(),
+        "the third connection was served beyond the cap"
+    );
+    assert_eq!(api.record().token_posts, 2);
+    drop(first);
+    bounded(third.read_exact(&mut one)).await.unwrap();
+    assert_eq!(api.record().max_live, 2);
+    drop((second, third));
+    let _ = stop.send(());
+    let summary = bounded(server).await.unwrap();
+    assert_eq!((summary.accepted, summary.undeleted_sessions), (3, 0));
+    assert_all_deleted(&api);
+}
