@@ -42,8 +42,11 @@ pub const DEFAULT_RESTRICTED_PORTS: [u16; 2] = [22, 3389];
 pub const DEFAULT_MAX_SESSIONS: usize = 256;
 /// Developer data-pod lookups are redone after this many consecutive connection failures.
 const DATA_POD_MAX_FAILURES: u32 = 3;
+/// The largest read buffers of a relay, per direction (they start at [`MIN_READ_BUFFER`]).
 const UP_BUFFER: usize = 64 * 1024;
-const DOWN_BUFFER: usize = 32 * 1024;
+const DOWN_BUFFER: usize = 64 * 1024;
+/// What an idle relay holds per direction.
+const MIN_READ_BUFFER: usize = 4 * 1024;
 
 /// Everything a [`Tunnel`] needs besides the credential.
 #[derive(Debug, Clone)]
@@ -776,9 +779,11 @@ where
                 ws_w.write_all(bytes).await.map_err(Side::Tunnel)?;
             }
             let mut first_reply = first_reply_rx.clone();
-            let mut buf = vec![0u8; UP_BUFFER];
+            // Full size at first: a client that sends a burst right away is read in one go
+            // (the in-band error, if any, then reaches us before the socket is reset).
+            let mut buf = ReadBuffer::new(UP_BUFFER, UP_BUFFER);
             loop {
-                let mut want = buf.len();
+                let mut want = usize::MAX;
                 if replaying.load(Ordering::Relaxed) {
                     let kept = replay.lock().unwrap_or_else(|p| p.into_inner()).len();
                     if kept >= REPLAY_LIMIT {
@@ -788,7 +793,7 @@ where
                     }
                     want = want.min(REPLAY_LIMIT - kept);
                 }
-                let n = local_r.read(&mut buf[..want]).await.map_err(Side::Local)?;
+                let n = local_r.read(buf.space(want)).await.map_err(Side::Local)?;
                 if n == 0 {
                     // Half-close: nothing more to send, but the far side's data keeps flowing
                     // (below) until it ends or the linger passes; only then the Close goes out.
@@ -799,17 +804,21 @@ where
                     replay
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .extend_from_slice(&buf[..n]);
+                        .extend_from_slice(buf.filled(n));
                 }
-                ws_w.write_all(&buf[..n]).await.map_err(Side::Tunnel)?;
+                ws_w.write_all(buf.filled(n)).await.map_err(Side::Tunnel)?;
+                buf.adapt(n);
                 up_bytes.fetch_add(n as u64, Ordering::Relaxed);
                 touch();
             }
         };
         let down = async {
-            let mut buf = vec![0u8; DOWN_BUFFER];
+            let mut buf = ReadBuffer::new(MIN_READ_BUFFER, DOWN_BUFFER);
             loop {
-                let n = ws_r.read(&mut buf).await.map_err(Side::Tunnel)?;
+                let n = ws_r
+                    .read(buf.space(usize::MAX))
+                    .await
+                    .map_err(Side::Tunnel)?;
                 if n == 0 {
                     let _ = local_w.shutdown().await;
                     return Ok::<(), Side>(());
@@ -818,9 +827,13 @@ where
                     *replay.lock().unwrap_or_else(|p| p.into_inner()) = Vec::new();
                     let _ = first_reply_tx.send(true);
                 }
-                local_w.write_all(&buf[..n]).await.map_err(Side::Local)?;
+                local_w
+                    .write_all(buf.filled(n))
+                    .await
+                    .map_err(Side::Local)?;
                 // A no-op on sockets; buffered writers (stdout) must not hold tunnel bytes back.
                 local_w.flush().await.map_err(Side::Local)?;
+                buf.adapt(n);
                 down_bytes.fetch_add(n as u64, Ordering::Relaxed);
                 touch();
             }
@@ -929,6 +942,44 @@ where
         stats,
         result,
         retry,
+    }
+}
+
+/// A relay's read buffer: grown (up to its maximum) while reads fill it, and back to a few KiB
+/// after a small read, so thousands of idle or interactive connections hold little and a bulk
+/// transfer still reads large chunks.
+struct ReadBuffer {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl ReadBuffer {
+    fn new(initial: usize, max: usize) -> Self {
+        Self {
+            buf: vec![0; initial.min(max)],
+            max,
+        }
+    }
+
+    /// Where the next read goes: at most `limit` bytes.
+    fn space(&mut self, limit: usize) -> &mut [u8] {
+        let n = self.buf.len().min(limit.max(1));
+        &mut self.buf[..n]
+    }
+
+    /// The `n` bytes the last read put in.
+    fn filled(&self, n: usize) -> &[u8] {
+        &self.buf[..n]
+    }
+
+    /// After the last read's `n` bytes have been used: grow when it filled the buffer, shrink
+    /// when it was small.
+    fn adapt(&mut self, n: usize) {
+        if n == self.buf.len() && self.buf.len() < self.max {
+            self.buf = vec![0; (self.buf.len() * 4).min(self.max)];
+        } else if n <= MIN_READ_BUFFER && self.buf.len() > MIN_READ_BUFFER {
+            self.buf = vec![0; MIN_READ_BUFFER];
+        }
     }
 }
 

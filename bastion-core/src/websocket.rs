@@ -155,8 +155,7 @@ pub(crate) async fn handshake(
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(options.max_incoming_message);
     config.max_frame_size = Some(options.max_incoming_message);
-    // Eagerly allocated per connection; 32 KiB keeps idle tunnels cheap at no cost in throughput.
-    config.read_buffer_size = 32 * 1024;
+    config.read_buffer_size = READ_BUFFER;
     // Frames gather in the write buffer and go out together (full TLS records, one write for
     // many frames); a write that would block leaves the sink not ready until the buffer is
     // flushed, which bounds it to about WRITE_BUFFER plus one batch.
@@ -185,6 +184,9 @@ enum DetectState {
 
 const STATUS_LINE_MAX: usize = 1024;
 
+/// tungstenite zero-fills its whole read buffer before each read, so all of it is resident for
+/// every connection, idle or not: small, as the TLS layer below reads in its own chunks.
+const READ_BUFFER: usize = 8 * 1024;
 /// Bytes of frames gathered before they are written to the TLS stream.
 const WRITE_BUFFER: usize = 128 * 1024;
 
