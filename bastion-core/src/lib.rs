@@ -94,8 +94,8 @@ pub use proxy::ProxySetting;
 pub use retry::RetryPolicy;
 pub use secret::Secret;
 pub use stream::{
-    CloseInfo, DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT, MemoryTransport, StreamConfig,
-    TunnelStream, memory_pair,
+    CloseInfo, DEFAULT_MAX_FRAME_SIZE, Liveness, MAX_FRAME_SIZE_LIMIT, MemoryTransport,
+    StreamConfig, TunnelStream, memory_pair,
 };
 pub use token::{StaticTokenCredential, TokenSource};
 pub use transport::{HttpsClient, HttpsConfig};

@@ -10,6 +10,8 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -37,13 +39,39 @@ pub struct StreamConfig {
     pub max_frame_size: usize,
     /// Send a ping after this long without a received frame; `None` disables pings.
     pub ping_interval: Option<Duration>,
-    /// After a ping, how long without any frame before the peer is declared dead. Enforced only
-    /// once the peer has answered a ping on this connection (pong support is unverified; see
-    /// docs/protocol.md#keepalive-and-pings).
+    /// After a ping, how long without any frame before the peer is declared dead, when
+    /// [`StreamConfig::liveness`] says the timeout applies.
     pub dead_peer_timeout: Duration,
+    /// When an unanswered ping counts as a dead peer (whether the service answers pings is
+    /// unverified; see docs/protocol.md#keepalive-and-pings).
+    pub liveness: Liveness,
+    /// Shared by the connections of one tunnel: set once any of them has seen a pong.
+    pub pongs_seen: Arc<AtomicBool>,
     /// Answer pings from this adapter. tokio-tungstenite answers pings itself, so the
     /// WebSocket path turns this off; in-memory transports keep it on.
     pub answer_pings: bool,
+}
+
+/// When a peer that does not answer pings is declared dead.
+///
+/// A tunnel's connections are silent while nothing is sent, so only pings tell a legitimately
+/// idle session from a Bastion that went silent. A peer that answers pings is kept alive by
+/// them however long the session idles; the question is what to make of no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Liveness {
+    /// Once the service has answered a ping, on this connection or an earlier one of the same
+    /// tunnel, an unanswered ping ends a connection after the dead-peer timeout; before that,
+    /// unanswered pings are tolerated (the default: safe with a service that never answers
+    /// pings, and catches a silent Bastion once the service has shown it answers).
+    #[default]
+    Learned,
+    /// An unanswered ping always ends a connection after the dead-peer timeout: catches a
+    /// Bastion that goes silent right after the upgrade, but with a service that never answers
+    /// pings an idle session is closed after the ping interval plus the dead-peer timeout.
+    Always,
+    /// Never: a silent peer is left to TCP keepalive, which only notices a dead network path.
+    Never,
 }
 
 impl Default for StreamConfig {
@@ -52,6 +80,8 @@ impl Default for StreamConfig {
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             ping_interval: Some(Duration::from_secs(30)),
             dead_peer_timeout: Duration::from_secs(90),
+            liveness: Liveness::default(),
+            pongs_seen: Arc::default(),
             answer_pings: true,
         }
     }
@@ -237,7 +267,14 @@ where
         if let Some(timer) = self.ping_timer.as_mut()
             && timer.as_mut().poll(cx).is_ready()
         {
-            if self.ping_outstanding && self.pong_seen {
+            let enforced = match self.config.liveness {
+                Liveness::Always => true,
+                Liveness::Learned => {
+                    self.pong_seen || self.config.pongs_seen.load(Ordering::Relaxed)
+                }
+                Liveness::Never => false,
+            };
+            if self.ping_outstanding && enforced {
                 return Err(Error::Timeout {
                     what: "WebSocket keepalive (no frame from the Bastion after a ping)",
                     after: self.config.dead_peer_timeout,
@@ -376,7 +413,10 @@ where
                         this.pong = Some(payload);
                     }
                 }
-                Message::Pong(_) => this.pong_seen = true,
+                Message::Pong(_) => {
+                    this.pong_seen = true;
+                    this.config.pongs_seen.store(true, Ordering::Relaxed);
+                }
                 Message::Close(frame) => {
                     let info = match frame {
                         Some(f) => CloseInfo {
