@@ -66,7 +66,10 @@
 //! - [`run_aks_preflight`] and [`gate_findings`]: the checks as a [`Report`] of [`Finding`]s,
 //!   built from [`access`] (roles) and [`network`] (peering, DNS, authorized ranges).
 //! - [`fetch_kubeconfig`] and [`Kubeconfig`]: the cluster credentials, rewritten for the
-//!   tunnel, merged into a user's file, read for an API client of your own, and restored.
+//!   tunnel, merged with a user's kubeconfig, and read for an API client of your own;
+//!   `SessionDir` (a private directory for a temporary kubeconfig, swept once its process is
+//!   gone) and `InPlaceStore` (a crash-safe in-place edit of a user's file, restored byte for
+//!   byte), on Unix.
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -100,6 +103,8 @@ pub use kubeconfig::{
     ApiServerAccess, ClientCertificate, ClusterSelector, Kubeconfig, KubeconfigError,
     RewriteRecord, UserCredentials,
 };
+#[cfg(unix)]
+pub use kubeconfig::{InPlaceEdit, InPlaceStore, Recovery, RestoreAction, Restored, SessionDir};
 pub use preflight::{gate_findings, run_aks_preflight};
 pub use read::ArmRead;
 pub use report::{Finding, Report, Status};

@@ -37,7 +37,7 @@ async fn get(
 
 #[tokio::test]
 async fn lists_tables_and_authentication() {
-    let ca = TestCa::new().unwrap();
+    let ca = TestCa::permitting(&[FQDN]).unwrap();
     let kube = KubeApiServer::start(
         &ca,
         KubeApiServerConfig {

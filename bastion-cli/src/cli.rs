@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
+use bastion_core::Secret;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit::EXIT_CODES_HELP;
@@ -27,7 +28,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command understands.
+/// Options every command understands. Its `Debug` never shows the token: [`Secret`] prints a
+/// placeholder.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalOpts {
@@ -76,15 +78,15 @@ pub struct GlobalOpts {
     #[arg(long, global = true, value_enum, env = "BASTION_AUTH", default_value_t = AuthMethod::Cli)]
     pub auth: AuthMethod,
 
-    /// The access token for `--auth token` (never printed).
-    #[arg(
-        long,
-        global = true,
-        env = "BASTION_TOKEN",
-        hide_env_values = true,
-        value_name = "JWT"
-    )]
-    pub token: Option<String>,
+    /// The access token for `--auth token`. Other users of this machine can read it in the
+    /// process list: prefer --token-file or the BASTION_TOKEN environment variable.
+    #[arg(long, global = true, value_name = "JWT", conflicts_with = "token_file")]
+    pub token: Option<Secret>,
+
+    /// Read the access token for `--auth token` from FILE (`-`: standard input, read to its
+    /// end; not with `proxy`). Also BASTION_TOKEN_FILE; the token itself may be in BASTION_TOKEN.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
 
     /// Tenant for `--auth cli` (az account get-access-token --tenant).
     #[arg(long, global = true, env = "BASTION_TENANT")]
@@ -115,7 +117,8 @@ pub enum AuthMethod {
     WorkloadIdentity,
     /// A service principal secret (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET).
     ClientSecret,
-    /// A ready-made ARM access token from --token / BASTION_TOKEN.
+    /// A ready-made ARM access token from --token-file / BASTION_TOKEN_FILE, BASTION_TOKEN or
+    /// --token.
     Token,
 }
 
@@ -305,6 +308,21 @@ pub struct AksTargetArgs {
 
 /// `bastion aks`.
 #[derive(Debug, Args)]
+// `--restore-kubeconfig` needs no cluster: -n and -g are required unless it is given (and are
+// then empty).
+#[command(
+    override_usage = "bastion aks [OPTIONS] --name <NAME> --resource-group <RESOURCE_GROUP> [-- <COMMAND>...]\n       bastion aks --restore-kubeconfig"
+)]
+#[command(mut_arg("name", |a| a
+    .required(false)
+    .required_unless_present("restore_kubeconfig")
+    .default_value("")
+    .hide_default_value(true)))]
+#[command(mut_arg("resource_group", |a| a
+    .required(false)
+    .required_unless_present("restore_kubeconfig")
+    .default_value("")
+    .hide_default_value(true)))]
 pub struct AksArgs {
     /// The cluster and Bastion.
     #[command(flatten)]
@@ -314,9 +332,25 @@ pub struct AksArgs {
     #[arg(long, default_value_t = 0)]
     pub port: u16,
 
-    /// Edit this kubeconfig in place (restored on exit) instead of writing a temporary one.
+    /// Also give the command or shell the contexts of this kubeconfig: KUBECONFIG lists the
+    /// temporary kubeconfig (the tunnel's context, current) first, then FILE, which is only
+    /// read, never written.
     #[arg(long, value_name = "FILE", conflicts_with = "kubeconfig_out")]
     pub kubeconfig_path: Option<PathBuf>,
+
+    /// With --kubeconfig-path, for tools that ignore KUBECONFIG: merge the tunnel's context into
+    /// FILE itself. A 0600 backup is kept, and FILE is put back byte for byte on exit, or by the
+    /// next `bastion aks` if this one is killed.
+    #[arg(long, requires = "kubeconfig_path")]
+    pub write_kubeconfig_in_place: bool,
+
+    /// Put back any kubeconfig that an interrupted `--write-kubeconfig-in-place` left edited,
+    /// then exit (needs no cluster).
+    #[arg(long, conflicts_with_all = [
+        "name", "resource_group", "bastion", "admin", "port", "kubeconfig_path",
+        "kubeconfig_out", "skip_checks", "no_probe", "no_shell", "shell", "command",
+    ])]
+    pub restore_kubeconfig: bool,
 
     /// Write the kubeconfig here and keep it after exit (for GUI tools).
     #[arg(long, value_name = "FILE")]
@@ -404,6 +438,42 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let cli = Cli::try_parse_from([
+            "bastion",
+            "--auth",
+            "token",
+            "--token",
+            "eyJ.very-secret-token.sig",
+            "completions",
+            "bash",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?} {:#?}", cli.global);
+        assert!(!shown.contains("very-secret-token"), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
+        assert_eq!(
+            cli.global.token.as_ref().map(Secret::expose),
+            Some("eyJ.very-secret-token.sig")
+        );
+    }
+
+    #[test]
+    fn token_and_token_file_conflict() {
+        let err = Cli::try_parse_from([
+            "bastion",
+            "--token",
+            "t",
+            "--token-file",
+            "f",
+            "completions",
+            "bash",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! Global options turned into what the commands use: the cloud, the HTTPS settings shared by ARM
 //! and the Bastion (extra CA, resolve overrides), the credential and the ARM client.
 
+use std::io::{IsTerminal as _, Read as _};
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use azure_core::credentials::TokenCredential;
 use bastion_arm::{
     ArmClient, ArmClientConfig, Cloud, CredentialKind, HyperTransport, build_credential,
 };
-use bastion_core::HttpsConfig;
+use bastion_core::{HttpsConfig, Secret};
 use url::Url;
 
 use crate::cli::{AuthMethod, GlobalOpts};
@@ -29,7 +31,7 @@ pub struct Context {
     /// Host-to-address overrides.
     pub resolve: Vec<(String, IpAddr)>,
     auth: AuthMethod,
-    token: Option<String>,
+    token: Option<Secret>,
     tenant: Option<String>,
     identity_client_id: Option<String>,
     transport: OnceLock<HyperTransport>,
@@ -48,7 +50,9 @@ impl std::fmt::Debug for Context {
 
 impl Context {
     /// Reads the global options (files are read here, so bad paths fail before any network).
-    pub fn new(g: &GlobalOpts, out: Output) -> CliResult<Self> {
+    /// `stdin_is_data`: the command's standard input is payload (`proxy`), so the token cannot
+    /// be read from it.
+    pub fn new(g: &GlobalOpts, out: Output, stdin_is_data: bool) -> CliResult<Self> {
         let cloud = match &g.arm_endpoint {
             Some(endpoint) => {
                 let url = Url::parse(endpoint.trim()).map_err(|e| {
@@ -81,13 +85,14 @@ impl Context {
             .filter(|s| !s.trim().is_empty())
             .map(|s| parse_resolve(s))
             .collect::<CliResult<Vec<_>>>()?;
+        let token = token(g, &out, stdin_is_data)?;
         Ok(Self {
             out,
             cloud,
             ca_pem,
             resolve,
             auth: g.auth,
-            token: g.token.clone(),
+            token,
             tenant: g.tenant.clone(),
             identity_client_id: g.identity_client_id.clone(),
             transport: OnceLock::new(),
@@ -109,7 +114,7 @@ impl Context {
             ca_pem: Some(ca_pem.into_bytes()),
             resolve,
             auth: AuthMethod::Token,
-            token: Some(token),
+            token: Some(Secret::new(token)),
             tenant: None,
             identity_client_id: None,
             transport: OnceLock::new(),
@@ -169,11 +174,11 @@ impl Context {
             },
             AuthMethod::WorkloadIdentity => CredentialKind::WorkloadIdentity,
             AuthMethod::ClientSecret => CredentialKind::ClientSecret,
-            AuthMethod::Token => match self.token.as_deref().map(str::trim) {
+            AuthMethod::Token => match self.token.as_ref().map(|t| t.expose().trim()) {
                 Some(t) if !t.is_empty() => CredentialKind::StaticToken(t.to_owned()),
                 _ => {
                     return Err(CliError::usage("--auth token needs an access token").hint(
-                        "pass --token or set BASTION_TOKEN (e.g. from `az account get-access-token --query accessToken -o tsv`)",
+                        "pass --token-file FILE (- for stdin) or set BASTION_TOKEN (e.g. from `az account get-access-token --query accessToken -o tsv`)",
                     ));
                 }
             },
@@ -199,6 +204,86 @@ impl Context {
             Arc::new(transport),
         )?)
     }
+}
+
+/// The largest token file read: ARM tokens are a few KiB.
+const MAX_TOKEN_FILE: u64 = 64 * 1024;
+
+/// The warning printed when the token is on the command line (always, even with `-q`).
+pub const TOKEN_ON_COMMAND_LINE: &str = "--token puts the access token in the process list, where other users of this machine can read it; use --token-file FILE (- for stdin) or BASTION_TOKEN instead";
+
+/// The access token for `--auth token`, from the first of: `--token` (with a warning: it is in
+/// the process list), `--token-file` / `BASTION_TOKEN_FILE`, `BASTION_TOKEN`. A file is read
+/// only for `--auth token`.
+fn token(g: &GlobalOpts, out: &Output, stdin_is_data: bool) -> CliResult<Option<Secret>> {
+    if let Some(token) = &g.token {
+        out.warn_always(TOKEN_ON_COMMAND_LINE);
+        return Ok(Some(token.clone()));
+    }
+    let file = g
+        .token_file
+        .clone()
+        .or_else(|| non_empty_env("BASTION_TOKEN_FILE").map(Into::into));
+    match file {
+        Some(path) if g.auth == AuthMethod::Token => {
+            read_token_file(&path, stdin_is_data).map(Some)
+        }
+        Some(_) => Ok(None),
+        None => Ok(non_empty_env("BASTION_TOKEN").map(Secret::new)),
+    }
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The token in `path` (`-`: standard input, to its end), trimmed; bounded in size.
+fn read_token_file(path: &Path, stdin_is_data: bool) -> CliResult<Secret> {
+    let from_stdin = path.as_os_str() == "-";
+    let shown = if from_stdin {
+        "standard input".to_owned()
+    } else {
+        path.display().to_string()
+    };
+    let mut text = String::new();
+    let read = if from_stdin {
+        if stdin_is_data {
+            return Err(CliError::usage(
+                "--token-file - cannot be used with `proxy`: its standard input is the tunnel's data",
+            )
+            .hint("give the token in a file (--token-file FILE) or in BASTION_TOKEN"));
+        }
+        if std::io::stdin().is_terminal() {
+            return Err(CliError::usage(
+                "--token-file - reads the token from standard input, which is a terminal",
+            )
+            .hint("pipe the token in, e.g. `az account get-access-token --query accessToken -o tsv | bastion --token-file - ...`"));
+        }
+        std::io::stdin()
+            .lock()
+            .take(MAX_TOKEN_FILE + 1)
+            .read_to_string(&mut text)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(MAX_TOKEN_FILE + 1).read_to_string(&mut text))
+    };
+    read.map_err(|e| {
+        CliError::usage(format!("cannot read the token from {shown}: {e}"))
+            .hint("check --token-file / BASTION_TOKEN_FILE")
+    })?;
+    if text.len() as u64 > MAX_TOKEN_FILE {
+        return Err(CliError::usage(format!(
+            "the token in {shown} is larger than {} KiB",
+            MAX_TOKEN_FILE / 1024
+        ))
+        .hint("the file should hold only the access token"));
+    }
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(CliError::usage(format!("no token in {shown}: it is empty")).hint(
+            "write the access token into it, e.g. `az account get-access-token --query accessToken -o tsv`",
+        ));
+    }
+    Ok(Secret::new(token))
 }
 
 /// `HOST=IP` (also `HOST:IP` when unambiguous, and curl's `HOST:PORT:IP`).
@@ -230,6 +315,40 @@ fn parse_resolve(s: &str) -> CliResult<(String, IpAddr)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_files_are_trimmed_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "  eyJ.token.sig\n").unwrap();
+        assert_eq!(
+            read_token_file(&file, false).unwrap().expose(),
+            "eyJ.token.sig"
+        );
+        std::fs::write(&file, "\n  \n").unwrap();
+        let err = read_token_file(&file, false).unwrap_err();
+        assert_eq!(err.code, Code::Usage);
+        assert!(err.what.contains("empty"), "{err}");
+        std::fs::write(&file, "x".repeat(MAX_TOKEN_FILE as usize + 1)).unwrap();
+        assert!(
+            read_token_file(&file, false)
+                .unwrap_err()
+                .what
+                .contains("larger")
+        );
+        let err = read_token_file(&dir.path().join("missing"), false).unwrap_err();
+        assert!(err.what.contains("cannot read the token"), "{err}");
+        let err = read_token_file(Path::new("-"), true).unwrap_err();
+        assert!(err.what.contains("proxy"), "{err}");
+        // The error never contains the token itself.
+        std::fs::write(&file, "x".repeat(MAX_TOKEN_FILE as usize + 1)).unwrap();
+        assert!(
+            !read_token_file(&file, false)
+                .unwrap_err()
+                .to_string()
+                .contains("xxxx")
+        );
+    }
 
     #[test]
     fn resolve_overrides_parse() {

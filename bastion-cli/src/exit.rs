@@ -1,32 +1,24 @@
 //! Exit codes of the `bastion` command, and the error type that carries one.
 //!
-//! | code | meaning |
-//! |---|---|
-//! | 0 | success |
-//! | 1 | any other failure |
-//! | 2 | usage error or bad input (arguments, ids, ports, files) |
-//! | 3 | a resource was not found (Bastion, cluster, target) |
-//! | 4 | a pre-flight check failed (SKU, native client, IP connect, roles, network) |
-//! | 5 | authentication or authorization failed (token, sign-in, 401/403) |
-//! | 6 | the tunnel failed (Bastion endpoint, token exchange, WebSocket) |
-//! | N | `ssh`, `aks -- COMMAND` and the `aks` shell exit with the child's own code |
-//! | 130, 143 | interrupted by SIGINT / SIGTERM before the tunnel was up |
+//! They are documented once, in [`EXIT_CODES_HELP`]: `--help` prints it and the README
+//! carries the same text (a test keeps the two identical).
 
 use std::fmt;
 use std::process::ExitCode;
 
-/// The documented exit codes, as shown in `--help`.
+/// The documented exit codes, as shown in `--help` and in the README's "Exit codes".
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0  success
-  1  any other failure
-  2  usage error or bad input (arguments, resource ids, ports, files)
-  3  not found (Bastion, cluster or target resource)
-  4  pre-flight check failed (SKU, native client, IP connect, roles, network)
-  5  authentication or authorization failed
-  6  tunnel failed (Bastion endpoint, token exchange, WebSocket)
-  N  `ssh`, `aks -- COMMAND` and the `aks` shell exit with the child's own code
-  130/143  interrupted by SIGINT/SIGTERM before the tunnel was up";
+  0    success
+  1    any other failure
+  2    usage error or bad input (arguments, resource ids, ports, files)
+  3    not found (Bastion, cluster or target resource)
+  4    pre-flight check failed (SKU, native client, IP connect, roles, network)
+  5    authentication or authorization failed
+  6    tunnel failed (Bastion endpoint, token exchange, WebSocket)
+  N    `ssh`, `aks -- COMMAND` and the `aks` shell exit with the child's own code
+  129  SIGHUP, 130 SIGINT (Ctrl-C), 143 SIGTERM: interrupted before the tunnel was up
+       (nothing is left behind), or by a second signal while the sessions are deleted";
 
 /// A category of failure with a fixed exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,6 +323,35 @@ impl From<bastion_arm::KubeconfigError> for CliError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_readme_carries_the_exit_codes_of_help_word_for_word() {
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(&format!("```text\n{EXIT_CODES_HELP}\n```")),
+            "README.md's exit codes differ from EXIT_CODES_HELP:\n{EXIT_CODES_HELP}"
+        );
+        for signal in ["SIGHUP", "SIGINT", "SIGTERM"] {
+            assert!(EXIT_CODES_HELP.contains(signal));
+        }
+        for (code, status) in [
+            (Code::Other, 1),
+            (Code::Usage, 2),
+            (Code::NotFound, 3),
+            (Code::Preflight, 4),
+            (Code::Auth, 5),
+            (Code::Tunnel, 6),
+        ] {
+            assert_eq!(code.status(), status);
+            assert!(
+                EXIT_CODES_HELP.contains(&format!("\n  {status}    ")),
+                "{status}"
+            );
+        }
+        for status in [129, 130, 143] {
+            assert!(EXIT_CODES_HELP.contains(&status.to_string()), "{status}");
+        }
+    }
 
     #[test]
     fn renders_what_and_hint_on_one_line() {

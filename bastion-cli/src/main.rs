@@ -69,7 +69,8 @@ async fn run(cli: Cli, out: Output) -> CliResult<Outcome> {
         Command::Demo(args) => return commands::demo::run(out, args).await,
         _ => {}
     }
-    let ctx = Context::new(&cli.global, out)?;
+    let stdin_is_data = matches!(cli.command, Command::Proxy(_));
+    let ctx = Context::new(&cli.global, out, stdin_is_data)?;
     match &cli.command {
         Command::Tunnel(args) => commands::tunnel::run(&ctx, args).await,
         Command::Proxy(args) => commands::proxy::run(&ctx, args).await,

@@ -36,11 +36,21 @@ impl Output {
         }
     }
 
-    /// A warning: stderr in text mode (even when quiet is not set); a `warning` event in JSON.
+    /// A warning: stderr in text mode (unless quiet); a `warning` event in JSON.
     pub fn warn(&self, text: impl AsRef<str>) {
         if self.is_json() {
             self.json(&json!({"event": "warning", "message": text.as_ref()}));
         } else if !self.quiet {
+            eprintln!("warning: {}", text.as_ref());
+        }
+    }
+
+    /// A warning about security that `-q` does not hide (a tunnel exposed to the network, a
+    /// token in the process list): stderr in text mode; a `warning` event in JSON.
+    pub fn warn_always(&self, text: impl AsRef<str>) {
+        if self.is_json() {
+            self.json(&json!({"event": "warning", "message": text.as_ref()}));
+        } else {
             eprintln!("warning: {}", text.as_ref());
         }
     }

@@ -1,9 +1,12 @@
 //! HTTPS proxies: connections to the Bastion (POST, DELETE and the WebSocket alike) go through
 //! an HTTP `CONNECT` tunnel when `HTTPS_PROXY`/`ALL_PROXY` say so and `NO_PROXY` does not
 //! exempt the host, as the reference client does. Hosts given an explicit address override
-//! (`--resolve`) always connect directly.
+//! (`--resolve`) always connect directly. Plain http (managed identity endpoints only) never
+//! goes through a proxy, and only to an address of this machine's identity endpoints: the
+//! address it dials is checked, not the name.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -16,7 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower_service::Service;
 
-use crate::resolve::{OverrideResolver, Overrides};
+use crate::resolve::{self, OverrideResolver, Overrides, PlainHttpRefused, is_local_identity_addr};
 
 /// Where HTTPS connections go.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -86,8 +89,17 @@ impl Service<Uri> for ProxyConnector {
 
     fn call(&mut self, dst: Uri) -> Self::Future {
         let host = dst.host().unwrap_or_default().to_ascii_lowercase();
-        // Plain http goes only to this machine's identity endpoints: never through a proxy.
-        let intercept = if self.overridden.contains_key(&host) || dst.scheme_str() == Some("http") {
+        // Plain http goes only to this machine's identity endpoints, never through a proxy, and
+        // only once the address it would dial is known to be one.
+        if dst.scheme_str() == Some("http") {
+            return Box::pin(connect_plain_http(
+                self.direct.clone(),
+                Arc::clone(&self.overridden),
+                host,
+                dst.port_u16().unwrap_or(80),
+            ));
+        }
+        let intercept = if self.overridden.contains_key(&host) {
             None
         } else {
             self.matcher.as_ref().and_then(|m| m.intercept(&dst))
@@ -111,6 +123,44 @@ impl Service<Uri> for ProxyConnector {
             }
         }
     }
+}
+
+/// A plain-http connection to `host:port`, only to an address that [`is_local_identity_addr`]
+/// allows: the name is resolved here (overrides first), every other address is dropped, and
+/// the allowed ones are dialled by address, so that what is checked is what is dialled. No
+/// connection is attempted when none is allowed, and the socket's peer is checked again before
+/// it is handed over (no byte has been written yet).
+async fn connect_plain_http(
+    mut direct: HttpConnector<OverrideResolver>,
+    overrides: Overrides,
+    host: String,
+    port: u16,
+) -> Result<TokioIo<TcpStream>, BoxError> {
+    let resolved = resolve::lookup(&overrides, &host).await?;
+    let allowed = resolve::plain_http_addrs(&host, resolved)?;
+    let mut last = None;
+    for ip in allowed {
+        let uri: Uri = format!("http://{}/", SocketAddr::new(ip, port)).parse()?;
+        std::future::poll_fn(|cx| direct.poll_ready(cx)).await?;
+        match direct.call(uri).await {
+            Ok(io) => {
+                let peer = io.inner().peer_addr()?.ip();
+                if !is_local_identity_addr(peer) {
+                    return Err(PlainHttpRefused {
+                        host,
+                        addrs: vec![peer],
+                    }
+                    .into());
+                }
+                return Ok(io);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => e.into(),
+        None => format!("{host} has no address").into(),
+    })
 }
 
 /// The proxy URI without credentials, for messages.

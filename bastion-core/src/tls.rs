@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 
 use crate::{Error, Result};
 
@@ -15,8 +16,8 @@ pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// Parses a PEM bundle into certificates; an empty bundle or one without certificates is an error.
 pub fn parse_pem_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
-    let mut reader = pem;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut reader)
+    // Sections other than certificates (a private key, say) are skipped.
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| Error::Config(format!("the CA file is not valid PEM: {e}")))?;
     if certs.is_empty() {
@@ -46,4 +47,48 @@ pub fn client_config(extra_roots_pem: Option<&[u8]>) -> Result<rustls::ClientCon
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca_pem() -> String {
+        bastion_emulator::TestCa::new().unwrap().ca_pem()
+    }
+
+    #[test]
+    fn a_bundle_yields_its_certificates_and_skips_other_sections() {
+        let (a, b) = (ca_pem(), ca_pem());
+        let key = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        let bundle = format!("# a comment line\n{a}{key}\n{b}");
+        let certs = parse_pem_certs(bundle.as_bytes()).unwrap();
+        assert_eq!(certs.len(), 2);
+        assert_ne!(certs[0], certs[1]);
+        assert!(client_config(Some(bundle.as_bytes())).is_ok());
+    }
+
+    #[test]
+    fn empty_or_broken_bundles_are_errors() {
+        let err = parse_pem_certs(b"").unwrap_err().to_string();
+        assert!(err.contains("no PEM certificate"), "{err}");
+        let err = parse_pem_certs(b"not pem at all\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no PEM certificate"), "{err}");
+        let broken = "-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n";
+        let err = parse_pem_certs(broken.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("not valid PEM"), "{err}");
+        let unterminated = "-----BEGIN CERTIFICATE-----\nAAAA\n";
+        assert!(parse_pem_certs(unterminated.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_garbled_certificate_is_refused_by_the_store() {
+        let garbled = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let err = client_config(Some(garbled.as_bytes()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unusable"), "{err}");
+    }
 }

@@ -120,10 +120,26 @@ impl TokenSource {
             what: "getting an Azure access token",
             after: self.timeout,
         })?
-        .map_err(|e| Error::Credential(e.to_string()))?;
+        .map_err(|e| Error::Credential(with_causes(&e)))?;
         tracing::debug!(expires_on = %fresh.expires_on, "acquired an ARM access token");
         Ok(fresh)
     }
+}
+
+/// An error with the distinct messages of its sources: azure_core's retry policy replaces the
+/// message with its own ("non-transport error occurred which will not be retried") and keeps
+/// the cause, such as a plain-http request refused for its address, only as a source.
+fn with_causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let cause = s.to_string();
+        if !cause.is_empty() && !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// A credential that always returns the same token: for the emulator, tests, and tokens obtained

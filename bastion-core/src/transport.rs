@@ -109,7 +109,8 @@ impl HttpsClient {
         http.set_keepalive_retries(Some(3));
         // Built from the parts so the ALPN list (http/1.1 only) of our TLS config is kept.
         let tcp = ProxyConnector::new(http, &config.proxy, overrides);
-        // Plain http is refused in `prepare` except to this machine's identity endpoints.
+        // Plain http is refused in `prepare` except to this machine's identity endpoints, and
+        // again in the connector unless the address it dials is one of them.
         let https = HttpsConnector::from((tcp, Arc::new(tls)));
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
@@ -295,13 +296,15 @@ impl HttpsClient {
     }
 }
 
-/// Loopback (IPv4, IPv6, `localhost`) and IPv4 link-local (IMDS at 169.254.169.254): where
-/// managed identity endpoints listen over plain http. Tokens travel in clear text nowhere else.
+/// A first filter on plain-http URLs, before any lookup: loopback and IPv4 link-local literals
+/// (IMDS at 169.254.169.254) and `localhost`, where managed identity endpoints listen. It is not
+/// what decides: a name can be sent anywhere (`--resolve localhost=192.0.2.2`), so the connector
+/// checks the address it actually dials ([`resolve::is_local_identity_addr`]) and refuses any
+/// other before connecting.
 fn is_local_identity_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     match host.parse::<IpAddr>() {
-        Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_link_local(),
-        Ok(IpAddr::V6(ip)) => ip.is_loopback(),
+        Ok(ip) => resolve::is_local_identity_addr(ip),
         Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
@@ -389,6 +392,15 @@ fn authority_of(req: &Request<Bytes>) -> String {
 }
 
 fn connect_error(authority: &str, err: &hyper_util::client::legacy::Error) -> Error {
+    // Plain http refused by the connector for the address it would dial: a configuration
+    // problem, not a network one (and never retried).
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        if let Some(refused) = s.downcast_ref::<resolve::PlainHttpRefused>() {
+            return Error::Config(refused.to_string());
+        }
+        source = s.source();
+    }
     let cause = flatten(err);
     if err.is_connect() {
         Error::Connect {
@@ -428,6 +440,149 @@ mod tests {
         ] {
             assert!(!is_local_identity_host(host), "{host}");
         }
+    }
+
+    /// A plain-http server on `listener` that records each request head and answers 200.
+    fn http_server(
+        listener: tokio::net::TcpListener,
+    ) -> (
+        Arc<std::sync::Mutex<Vec<String>>>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let log = Arc::clone(&log);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    log.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&buf).into_owned());
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                        )
+                        .await;
+                });
+            }
+        });
+        (seen, task)
+    }
+
+    fn client_resolving(host: &str, ip: IpAddr) -> HttpsClient {
+        HttpsClient::new(HttpsConfig {
+            resolve: vec![(host.to_owned(), ip)],
+            connect_timeout: Duration::from_secs(5),
+            proxy: ProxySetting::Direct,
+            ..HttpsConfig::default()
+        })
+        .unwrap()
+    }
+
+    fn identity_request(port: u16) -> Request<Bytes> {
+        Request::get(format!(
+            "http://localhost:{port}/msi/token?resource=https://management.azure.com/"
+        ))
+        .header("x-identity-header", "the-identity-secret")
+        .body(Bytes::new())
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn plain_http_to_a_local_identity_endpoint_goes_through() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (seen, task) = http_server(listener);
+        let client = client_resolving("localhost", "127.0.0.1".parse().unwrap());
+        let resp = client.send(identity_request(port)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(&resp.body()[..], b"ok");
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1);
+        // Dialled by address, but the request still names the host it was meant for.
+        assert!(
+            seen[0]
+                .to_ascii_lowercase()
+                .contains(&format!("host: localhost:{port}")),
+            "{}",
+            seen[0]
+        );
+        task.abort();
+    }
+
+    /// `localhost` pointed at 0.0.0.0, which Linux connects to this machine: the name passes
+    /// the name check, the address is not loopback, so nothing may be sent.
+    #[tokio::test]
+    async fn plain_http_to_a_name_overridden_to_a_non_loopback_address_is_refused() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (seen, task) = http_server(listener);
+        let client = client_resolving("localhost", "0.0.0.0".parse().unwrap());
+        let err = client.send(identity_request(port)).await.unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("refusing plain http to localhost") && text.contains("0.0.0.0"),
+            "{text}"
+        );
+        // Not retried as a network failure either.
+        let err = client
+            .send_with_retries(identity_request(port))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(seen.lock().unwrap().is_empty(), "a request was sent");
+        task.abort();
+    }
+
+    /// The finding as reproduced: `--resolve localhost=<this machine's non-loopback address>`.
+    /// A listener on that address must see no connection at all.
+    #[tokio::test]
+    async fn plain_http_to_this_machines_network_address_is_refused_before_connecting() {
+        // The address of the interface the default route would use (connecting a UDP socket
+        // sends nothing).
+        let own = std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|u| u.connect("192.0.2.1:9").map(|()| u))
+            .and_then(|u| u.local_addr())
+            .map(|a| a.ip());
+        let Ok(own) = own.map_err(|e| eprintln!("no network address here ({e}); skipped")) else {
+            return;
+        };
+        if own.is_loopback() || own.is_unspecified() {
+            eprintln!("no non-loopback address here; skipped");
+            return;
+        }
+        let listener = tokio::net::TcpListener::bind((own, 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        let task = tokio::spawn(async move {
+            while listener.accept().await.is_ok() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let client = client_resolving("localhost", own);
+        let err = client.send(identity_request(port)).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("refusing plain http"), "{text}");
+        assert!(text.contains(&own.to_string()), "{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "a connection was made"
+        );
+        task.abort();
     }
 
     #[tokio::test]

@@ -50,10 +50,10 @@ pub use arm::{
     kubeconfig_for,
 };
 pub use bastion::{
-    BastionFixture, CloseAfter, DEFAULT_DATA_POD_HOST, Emulator, EmulatorConfig, Event, EventKind,
-    Faults, HttpFault, NodeCheck, RateLimit, Scope, SessionRecord, SessionState, StalledTarget,
-    Stats, TEST_SUBSCRIPTION, TEST_TENANT, TargetFailure, TargetFixture, Trigger,
-    spawn_echo_target, spawn_stalled_target, vm_resource_id,
+    BastionFixture, CONTROL_SECRET_HEADER, CloseAfter, DEFAULT_DATA_POD_HOST, Emulator,
+    EmulatorConfig, Event, EventKind, Faults, HttpFault, NodeCheck, RateLimit, Scope,
+    SessionRecord, SessionState, StalledTarget, Stats, TEST_SUBSCRIPTION, TEST_TENANT,
+    TargetFailure, TargetFixture, Trigger, spawn_echo_target, spawn_stalled_target, vm_resource_id,
 };
 pub use ca::TestCa;
 pub use error::EmulatorError;

@@ -221,7 +221,14 @@ fn dns_zone_docs(cluster: &str, private_fqdn: &str) -> Vec<Value> {
 impl Sandbox {
     /// Starts the three emulators on loopback with the hub-spoke layout.
     pub async fn start() -> Result<Sandbox, EmulatorError> {
-        let ca = TestCa::new()?;
+        // The CA permits the emulators' own names (`*.test`, loopback) and exactly these AKS
+        // names, nothing else (see `TestCa`).
+        let ca = TestCa::permitting(&[
+            PRIVATE_FQDN,
+            PRIVATE_CLUSTER_PUBLIC_FQDN,
+            PUBLIC_FQDN,
+            PRIVATE_ONLY_FQDN,
+        ])?;
         let config = |e: crate::FixtureError| EmulatorError::Config(e.to_string());
 
         let kube = KubeApiServer::start(

@@ -12,7 +12,7 @@ use crate::sandbox::{SPOKE_SUBSCRIPTION, Sandbox, TENANT};
 use crate::{BastionFixture, Emulator, EmulatorConfig, EmulatorError, TargetFixture};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 /// The VM's resource group.
@@ -150,7 +150,7 @@ async fn spawn_http_server() -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
+        crate::bastion::serve_forever(|| listener.accept(), |(mut stream, _): (TcpStream, _)| {
             tokio::spawn(async move {
                 let mut buf = Vec::with_capacity(1024);
                 let mut chunk = [0u8; 1024];
@@ -168,7 +168,8 @@ async fn spawn_http_server() -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
                 let _ = stream.write_all(response.as_bytes()).await;
                 let _ = stream.shutdown().await;
             });
-        }
+        })
+        .await;
     });
     Ok((addr, task))
 }

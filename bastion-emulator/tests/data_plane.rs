@@ -425,12 +425,64 @@ async fn target_eof_flushes_then_closes_1000() {
 }
 
 #[tokio::test]
+async fn control_api_needs_the_per_run_secret() {
+    let s = setup().await;
+    let (auth, _, _ws) = s.tunnel().await;
+    let secret = s.emu.control_secret().to_owned();
+    assert!(secret.len() >= 32, "{secret}");
+    let other = setup().await;
+    assert_ne!(other.emu.control_secret(), secret, "the secret is per run");
+    let request = |method: &str, path: &str, secret: Option<&str>| {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, s.client.authority("localhost"));
+        if let Some(secret) = secret {
+            b = b.header(CONTROL_SECRET_HEADER, secret);
+        }
+        b.body(Full::new(Bytes::new())).unwrap()
+    };
+    let close = format!("/_emulator/sessions/{}/close?code=4001", enc(&auth));
+    for (method, path) in [
+        ("GET", "/_emulator/sessions"),
+        ("GET", "/_emulator/events"),
+        ("GET", "/_emulator/stats"),
+        ("GET", "/_emulator/config"),
+        ("POST", "/_emulator/reset"),
+        ("POST", close.as_str()),
+    ] {
+        for wrong in [None, Some("wrong"), Some(&secret[..secret.len() - 1])] {
+            let r = s
+                .client
+                .send("localhost", request(method, path, wrong))
+                .await;
+            assert_eq!(r.status, 401, "{method} {path} with {wrong:?}");
+            let body = String::from_utf8_lossy(&r.body);
+            assert!(!body.contains(&auth), "{method} {path}: {body}");
+        }
+    }
+    // Nothing was reset or closed by the refused requests.
+    assert_eq!(s.emu.sessions().len(), 1);
+    let r = s
+        .client
+        .send(
+            "localhost",
+            request("GET", "/_emulator/sessions", Some(&secret)),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()[0]["state"], "connected");
+}
+
+#[tokio::test]
 async fn control_api_over_https() {
     let s = setup().await;
     let (auth, _, mut ws) = s.tunnel().await;
+    let secret = s.emu.control_secret().to_owned();
     let get = |path: &str| {
         Request::get(path)
             .header(HOST, s.client.authority("localhost"))
+            .header(CONTROL_SECRET_HEADER, &secret)
             .body(Full::new(Bytes::new()))
             .unwrap()
     };
@@ -453,6 +505,7 @@ async fn control_api_over_https() {
         enc(&auth)
     ))
     .header(HOST, s.client.authority("localhost"))
+    .header(CONTROL_SECRET_HEADER, &secret)
     .body(Full::new(Bytes::new()))
     .unwrap();
     assert_eq!(s.client.send("localhost", close).await.status, 204);
@@ -460,6 +513,7 @@ async fn control_api_over_https() {
 
     let put = Request::put("/_emulator/config")
         .header(HOST, s.client.authority("localhost"))
+        .header(CONTROL_SECRET_HEADER, &secret)
         .body(Full::new(Bytes::from_static(
             br#"{"token_error":{"status":403,"message":"java.lang.NullPointerException"}}"#,
         )))
@@ -486,6 +540,7 @@ async fn control_api_over_https() {
     );
     let reset = Request::post("/_emulator/reset")
         .header(HOST, s.client.authority("localhost"))
+        .header(CONTROL_SECRET_HEADER, &secret)
         .body(Full::new(Bytes::new()))
         .unwrap();
     assert_eq!(s.client.send("localhost", reset).await.status, 204);

@@ -1,11 +1,10 @@
-//! Merging fetched credentials into a user's kubeconfig file, and undoing the tunnel rewrite in
-//! it afterwards.
+//! Merging fetched credentials into a user's kubeconfig document.
 
 use std::path::Path;
 
 use serde_yaml_ng::Value;
 
-use super::{Kubeconfig, KubeconfigError, RewriteRecord, key};
+use super::{Kubeconfig, KubeconfigError, key};
 
 impl Kubeconfig {
     /// Merges `incoming` into this document like `az aks get-credentials`: its clusters,
@@ -58,18 +57,6 @@ impl Kubeconfig {
         base.merge(&self);
         Ok(base)
     }
-
-    /// Undoes [`Kubeconfig::point_at_tunnel`] in the file at `path` (see
-    /// [`Kubeconfig::restore`]) and writes it back. `Ok(false)`, with the file untouched, when
-    /// its cluster entry no longer points at the tunnel.
-    pub fn restore_file(path: &Path, record: &RewriteRecord) -> Result<bool, KubeconfigError> {
-        let mut doc = Kubeconfig::read(path)?;
-        if !doc.restore(record) {
-            return Ok(false);
-        }
-        doc.write(path)?;
-        Ok(true)
-    }
 }
 
 #[cfg(test)]
@@ -110,28 +97,25 @@ mod tests {
     }
 
     #[test]
-    fn user_file_merged_then_restored() {
+    fn merged_into_a_file_or_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config");
         let fetched = Kubeconfig::parse(FETCHED).unwrap();
         // No file yet: the fetched document alone.
         assert_eq!(fetched.clone().merged_into_file(&path).unwrap(), fetched);
-
         std::fs::write(&path, EXISTING).unwrap();
-        let mut merged = fetched.merged_into_file(&path).unwrap();
-        let record = merged
-            .point_at_tunnel(ClusterSelector::Named("myaks"), 5555)
-            .unwrap();
-        merged.write(&path).unwrap();
-        assert!(Kubeconfig::restore_file(&path, &record).unwrap());
-        let after = Kubeconfig::read(&path).unwrap();
-        assert_eq!(
-            after.server("myaks"),
-            Some("https://myaks.privatelink.eastus.azmk8s.io:443")
-        );
-        assert_eq!(after.server("other"), Some("https://other.example:6443"));
-        // A second restore finds nothing of ours and changes nothing.
-        assert!(!Kubeconfig::restore_file(&path, &record).unwrap());
-        assert_eq!(Kubeconfig::read(&path).unwrap(), after);
+        let merged = fetched.merged_into_file(&path).unwrap();
+        assert_eq!(merged.cluster_names(), ["other", "myaks"]);
+        assert_eq!(merged.current_context(), Some("myaks"));
+        // Nothing was written.
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), EXISTING);
+    }
+
+    #[test]
+    fn debug_shows_names_not_secrets() {
+        let k = Kubeconfig::parse(FETCHED).unwrap();
+        let text = format!("{k:?}");
+        assert!(text.contains("myaks"), "{text}");
+        assert!(!text.contains("token") && !text.contains("Q0E="), "{text}");
     }
 }

@@ -7,7 +7,11 @@
 //! real name through `tls-server-name`.
 
 mod access;
+#[cfg(unix)]
+mod inplace;
 mod merge;
+#[cfg(unix)]
+mod session;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -15,6 +19,10 @@ use std::path::{Path, PathBuf};
 use serde_yaml_ng::{Mapping, Value};
 
 pub use access::{ApiServerAccess, ClientCertificate, UserCredentials};
+#[cfg(unix)]
+pub use inplace::{InPlaceEdit, InPlaceStore, Recovery, RestoreAction, Restored};
+#[cfg(unix)]
+pub use session::SessionDir;
 
 /// A kubeconfig problem.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +85,30 @@ pub enum KubeconfigError {
     /// Serialising failed.
     #[error("the kubeconfig could not be serialised: {0}")]
     Serialize(String),
+    /// The file cannot be edited in place safely (see [`InPlaceStore::edit`]).
+    #[error("{path} cannot be edited in place: {reason}")]
+    CannotEditInPlace {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Another process that is still running is editing this file in place.
+    #[error("{path} is being edited in place by another running bastion (pid {pid})")]
+    EditInProgress {
+        /// The file.
+        path: PathBuf,
+        /// That process.
+        pid: u32,
+    },
+    /// The record of an in-place edit cannot be read.
+    #[error("the in-place edit record {path} is unreadable: {reason}")]
+    BadMarker {
+        /// The record.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// Reading or writing the file failed.
     #[error("kubeconfig file {path}: {source}")]
     Io {
@@ -112,10 +144,23 @@ pub struct RewriteRecord {
     pub tls_server_name: String,
 }
 
-/// A parsed kubeconfig.
-#[derive(Debug, Clone, PartialEq)]
+/// A parsed kubeconfig. Its `Debug` shows only the names of its entries, never their
+/// content (tokens, keys, certificates).
+#[derive(Clone, PartialEq)]
 pub struct Kubeconfig {
     doc: Value,
+}
+
+impl std::fmt::Debug for Kubeconfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let users: Vec<&str> = seq(&self.doc, "users").filter_map(name_of).collect();
+        f.debug_struct("Kubeconfig")
+            .field("current_context", &self.current_context())
+            .field("clusters", &self.cluster_names())
+            .field("contexts", &self.context_names())
+            .field("users", &users)
+            .finish_non_exhaustive()
+    }
 }
 
 fn key(k: &str) -> Value {

@@ -1,16 +1,20 @@
 //! `bastion aks`: the whole `az aks bastion` flow in one process (see
 //! docs/arm-and-aks.md#the-bastion-aks-flow): cluster, Bastion, pre-flight, listener bound and
 //! held, credentials, kubeconfig, tunnel, probe, then a command or a shell with `KUBECONFIG` set.
-//! Every exit path closes the tunnel, deletes the sessions and removes (or restores) the
-//! kubeconfig.
+//! Every exit path closes the tunnel, deletes the sessions and removes the temporary kubeconfig
+//! (or puts the user's file back byte for byte, see [`kubefile`]). A run killed outright is
+//! cleaned up after by the next one: it restores what an interrupted in-place edit left and
+//! removes temporary directories whose process is gone.
 
+use std::ffi::OsStr;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
 use bastion_arm::model::ManagedCluster;
 use bastion_arm::{
-    EndpointPlan, Kubeconfig, Report, Status, Usage, fetch_kubeconfig, run_aks_preflight,
+    EndpointPlan, Kubeconfig, Report, SessionDir, Status, Usage, fetch_kubeconfig,
+    run_aks_preflight,
 };
 use bastion_core::{ConnectionEvent, LocalListener, Target, Tunnel, TunnelConfig};
 use serde_json::json;
@@ -50,6 +54,8 @@ pub struct Flow<'a> {
     pub port: u16,
     /// `--kubeconfig-path`.
     pub kubeconfig_path: Option<PathBuf>,
+    /// `--write-kubeconfig-in-place`.
+    pub write_in_place: bool,
     /// `--kubeconfig-out`.
     pub kubeconfig_out: Option<PathBuf>,
     /// `--skip-checks`.
@@ -73,6 +79,7 @@ impl From<&AksArgs> for Flow<'static> {
             cluster: args.cluster.clone(),
             port: args.port,
             kubeconfig_path: args.kubeconfig_path.clone(),
+            write_in_place: args.write_kubeconfig_in_place,
             kubeconfig_out: args.kubeconfig_out.clone(),
             skip_checks: args.skip_checks,
             no_probe: args.no_probe,
@@ -81,11 +88,35 @@ impl From<&AksArgs> for Flow<'static> {
     }
 }
 
+/// The prefix of the session's private temporary directory.
+const SESSION_DIR_PREFIX: &str = "bastion-aks-";
+
 /// Runs `bastion aks`.
 pub async fn run(ctx: &Context, args: &AksArgs) -> CliResult<Outcome> {
+    if args.restore_kubeconfig {
+        sweep_session_dirs(&ctx.out);
+        kubefile::restore_only(&ctx.out)?;
+        return Ok(Outcome::Success);
+    }
+    // What a run killed outright (SIGKILL, power loss) left behind is cleaned up first.
+    sweep_session_dirs(&ctx.out);
+    if let Ok(store) = kubefile::store() {
+        let _ = kubefile::recover(&ctx.out, &store);
+    }
     let mut signals = Signals::install()
         .map_err(|e| CliError::new(Code::Other, format!("cannot handle signals: {e}")))?;
     run_flow(ctx, Flow::from(args), &mut signals).await
+}
+
+/// Removes the temporary directories (and the kubeconfigs in them) of `bastion aks` runs that
+/// were killed before they could.
+fn sweep_session_dirs(out: &crate::output::Output) {
+    for dir in SessionDir::sweep_stale(&std::env::temp_dir(), SESSION_DIR_PREFIX) {
+        out.info(format!(
+            "Removed {}, left by a bastion aks that was killed",
+            dir.display()
+        ));
+    }
 }
 
 /// What the steps before the kubeconfig produce.
@@ -198,33 +229,51 @@ pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> C
     } = signals.interruptible(prepare(ctx, &flow)).await?;
     let port = listener.port();
 
-    // A private directory for the temporary kubeconfig and the shell's rc file.
-    let session_dir = tempfile::Builder::new()
-        .prefix("bastion-aks-")
-        .tempdir()
-        .map_err(|e| {
+    // A private (0700) directory for the temporary kubeconfig and the shell's rc file, locked
+    // while this process lives so that a later run can remove it should this one be killed.
+    let session_dir =
+        SessionDir::create_in(&std::env::temp_dir(), SESSION_DIR_PREFIX).map_err(|e| {
             CliError::new(
                 Code::Other,
                 format!("cannot create a temporary directory: {e}"),
             )
+            .hint("check TMPDIR")
         })?;
+    let temp = session_dir.path().join("config");
     let destination = match (&flow.kubeconfig_path, &flow.kubeconfig_out) {
-        (Some(p), _) => {
+        (Some(p), _) if flow.write_in_place => {
+            let store = kubefile::store()?;
             out.warn(format!(
-                "editing {} in place; its cluster entry is restored on exit",
-                p.display()
+                "editing {} in place (--write-kubeconfig-in-place); it is put back byte for byte on exit, its backup is in {}",
+                p.display(),
+                store.dir().display()
             ));
-            Destination::InPlace(p.clone())
+            Destination::InPlace {
+                path: p.clone(),
+                store,
+            }
         }
+        (Some(p), _) => Destination::Layered {
+            temp,
+            user: p.clone(),
+        },
         (None, Some(p)) => Destination::Persist(p.clone()),
-        (None, None) => Destination::Temporary(session_dir.path().join("config")),
+        (None, None) => Destination::Temporary(temp),
     };
     let step = out.step("kubeconfig");
-    let kubefile = KubeFile::write(destination, fetched, port)?;
-    step.done(format!(
-        "Kubeconfig {} points at https://localhost:{port}/",
-        kubefile.path.display()
-    ));
+    let kubefile = KubeFile::write(destination, fetched, port, out)?;
+    if kubefile.env.as_os_str() == kubefile.path.as_os_str() {
+        step.done(format!(
+            "Kubeconfig {} points at https://localhost:{port}/",
+            kubefile.path.display()
+        ));
+    } else {
+        step.done(format!(
+            "Kubeconfig {} points at https://localhost:{port}/; KUBECONFIG={} (the tunnel's context first; your file is only read)",
+            kubefile.path.display(),
+            kubefile.env.to_string_lossy()
+        ));
+    }
 
     let result = serve_and_run(
         ctx,
@@ -232,6 +281,7 @@ pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> C
         &cluster,
         &plan,
         listener,
+        &kubefile.env,
         &kubefile.path,
         session_dir.path(),
         flow.no_probe,
@@ -240,6 +290,7 @@ pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> C
     .await;
     let step = out.step("cleanup");
     let kept = kubefile.is_kept();
+    let summary = kubefile.cleanup_summary();
     kubefile.finish(out);
     drop(session_dir);
     result.map(|(outcome, undeleted)| {
@@ -251,9 +302,9 @@ pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> C
                 format!("{undeleted} session(s) left undeleted")
             },
             if kept {
-                ""
+                String::new()
             } else {
-                ", kubeconfig removed or restored"
+                format!(", {summary}")
             }
         ));
         outcome
@@ -292,6 +343,13 @@ fn check_flow(flow: &Flow<'_>) -> CliResult<()> {
             .hint("create it, or choose another kubeconfig path"));
         }
     }
+    // The user's file is merged by kubectl (or by us, in place): a broken one fails now.
+    if let Some(p) = &flow.kubeconfig_path {
+        kubefile::read_user_file(p)?;
+        if flow.write_in_place {
+            kubefile::store()?;
+        }
+    }
     Ok(())
 }
 
@@ -304,7 +362,8 @@ async fn serve_and_run(
     cluster: &ManagedCluster,
     plan: &EndpointPlan,
     listener: LocalListener,
-    kubeconfig: &Path,
+    kubeconfig: &OsStr,
+    kubeconfig_file: &Path,
     session_dir: &Path,
     no_probe: bool,
     signals: &mut Signals,
@@ -326,7 +385,16 @@ async fn serve_and_run(
         if !no_probe {
             signals.interruptible(probe(ctx, &tunnel)).await?;
         }
-        run_action(ctx, action, port, kubeconfig, session_dir, signals).await
+        run_action(
+            ctx,
+            action,
+            port,
+            kubeconfig,
+            kubeconfig_file,
+            session_dir,
+            signals,
+        )
+        .await
     }
     .await;
 
@@ -368,24 +436,24 @@ async fn probe(ctx: &Context, tunnel: &Tunnel) -> CliResult<()> {
     Ok(())
 }
 
+/// `kubeconfig`: the value of `KUBECONFIG` (one file, or the tunnel's then the user's);
+/// `kubeconfig_file`: the file whose current context is the tunnel's.
 async fn run_action(
     ctx: &Context,
     action: Action<'_>,
     port: u16,
-    kubeconfig: &Path,
+    kubeconfig: &OsStr,
+    kubeconfig_file: &Path,
     session_dir: &Path,
     signals: &mut Signals,
 ) -> CliResult<Outcome> {
     let out = &ctx.out;
+    let shown = kubeconfig.to_string_lossy();
     match action {
         Action::Command(cmd) => {
             let mut command = Command::new(&cmd[0]);
             command.args(&cmd[1..]).env("KUBECONFIG", kubeconfig);
-            out.info(format!(
-                "Running {} with KUBECONFIG={}",
-                cmd.join(" "),
-                kubeconfig.display()
-            ));
+            out.info(format!("Running {} with KUBECONFIG={shown}", cmd.join(" ")));
             let step = out.step("command");
             let (status, _) = child::run(command, "the command", signals).await?;
             let code = child_status(status);
@@ -396,10 +464,9 @@ async fn run_action(
             let command = shell_command(shell.as_deref(), kubeconfig, session_dir)?;
             out.essential(
                 format!(
-                    "Starting a shell with KUBECONFIG={} (tunnel on port {port}). Use exit or Ctrl-D (i.e. EOF) to exit the subshell.",
-                    kubeconfig.display()
+                    "Starting a shell with KUBECONFIG={shown} (tunnel on port {port}). Use exit or Ctrl-D (i.e. EOF) to exit the subshell."
                 ),
-                json!({"event": "shell", "kubeconfig": kubeconfig, "port": port}),
+                json!({"event": "shell", "kubeconfig": shown, "port": port}),
             );
             let (status, _) = child::run(command, "the shell", signals).await?;
             Ok(Outcome::Status(child_status(status)))
@@ -407,11 +474,11 @@ async fn run_action(
         Action::Foreground => {
             out.essential(
                 format!("Tunnel is ready, connect on port {port}"),
-                json!({"event": "ready", "port": port, "kubeconfig": kubeconfig}),
+                json!({"event": "ready", "port": port, "kubeconfig": shown}),
             );
             out.info(format!(
                 "export KUBECONFIG={}\nPress Ctrl-C to close the tunnel.",
-                kubeconfig.display()
+                shell_quote(&shown)
             ));
             let sig = signals.recv().await;
             out.info(format!("{}: closing the tunnel", sig.name()));
@@ -419,7 +486,7 @@ async fn run_action(
         }
         Action::InProcess(run) => {
             let step = out.step("command");
-            let code = run(kubeconfig.to_path_buf()).await?;
+            let code = run(kubeconfig_file.to_path_buf()).await?;
             step.done(format!(
                 "Built-in `kubectl get pods` finished with code {code}"
             ));
@@ -428,9 +495,18 @@ async fn run_action(
     }
 }
 
+/// `text` in single quotes for a POSIX shell.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
 /// The user's shell with `KUBECONFIG` set; for bash an rc file that sources `~/.bashrc` first,
 /// so it cannot override `KUBECONFIG`.
-fn shell_command(shell: Option<&str>, kubeconfig: &Path, session_dir: &Path) -> CliResult<Command> {
+fn shell_command(
+    shell: Option<&str>,
+    kubeconfig: &OsStr,
+    session_dir: &Path,
+) -> CliResult<Command> {
     let shell = shell
         .map(str::to_owned)
         .or_else(|| std::env::var("SHELL").ok().filter(|s| !s.is_empty()))
@@ -439,10 +515,10 @@ fn shell_command(shell: Option<&str>, kubeconfig: &Path, session_dir: &Path) -> 
     cmd.env("KUBECONFIG", kubeconfig);
     if shell.rsplit('/').next() == Some("bash") {
         let rc = session_dir.join("bashrc");
-        let quoted = kubeconfig.display().to_string().replace('\'', r"'\''");
+        let quoted = shell_quote(&kubeconfig.to_string_lossy());
         std::fs::write(
             &rc,
-            format!("[ -f ~/.bashrc ] && . ~/.bashrc\nexport KUBECONFIG='{quoted}'\n"),
+            format!("[ -f ~/.bashrc ] && . ~/.bashrc\nexport KUBECONFIG={quoted}\n"),
         )
         .map_err(|e| {
             CliError::new(
@@ -501,4 +577,32 @@ fn spawn_failure_log(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_survives_quotes_and_colons() {
+        assert_eq!(
+            shell_quote("/tmp/a:/home/u/.kube/config"),
+            "'/tmp/a:/home/u/.kube/config'"
+        );
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn bash_gets_an_rc_file_exporting_the_whole_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = std::ffi::OsString::from("/tmp/x/config:/home/u/.kube/config");
+        let cmd = shell_command(Some("/bin/bash"), &list, dir.path()).unwrap();
+        let rc = std::fs::read_to_string(dir.path().join("bashrc")).unwrap();
+        assert!(
+            rc.ends_with("export KUBECONFIG='/tmp/x/config:/home/u/.kube/config'\n"),
+            "{rc}"
+        );
+        let env: Vec<_> = cmd.as_std().get_envs().collect();
+        assert!(env.contains(&(std::ffi::OsStr::new("KUBECONFIG"), Some(list.as_os_str()))));
+    }
 }

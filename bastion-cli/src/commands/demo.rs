@@ -76,6 +76,7 @@ pub async fn run(out: Output, args: &DemoArgs) -> CliResult<Outcome> {
         },
         port: 0,
         kubeconfig_path: None,
+        write_in_place: false,
         kubeconfig_out: None,
         skip_checks: false,
         no_probe: false,

@@ -36,8 +36,10 @@ pub async fn start() -> CliResult<Running> {
     let vm = SandboxVm::add_to(&sandbox)
         .await
         .map_err(|e| fail("sandbox VM", e.to_string()))?;
+    // Private (0700): it holds the sandbox's CA for as long as the sandbox runs.
     let dir = tempfile::Builder::new()
         .prefix("bastion-sandbox-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .map_err(|e| fail("sandbox", e.to_string()))?;
     let ca_file = dir.path().join("ca.pem");

@@ -273,7 +273,7 @@ mod tests {
         assert!(!target.tls.client_auth_cert_resolver.has_certs());
 
         let ca = bastion_emulator::TestCa::new().unwrap();
-        let (cert, key) = ca.issue(&["clusterAdmin".to_owned()]).unwrap();
+        let (cert, key) = ca.issue(&["cluster-admin.test".to_owned()]).unwrap();
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
         let file = kubeconfig(&format!(
             "{{client-certificate-data: {}, client-key-data: {}}}",

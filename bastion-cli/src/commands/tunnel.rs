@@ -173,13 +173,13 @@ pub fn warn_undeleted(out: &Output, summary: &ServeSummary) {
 }
 
 /// Binds the local listener: loopback (127.0.0.1 and ::1) by default; any other address only
-/// when asked, with a warning.
+/// when asked, with a warning that `-q` does not hide.
 pub async fn bind(out: &Output, addr: IpAddr, port: u16) -> CliResult<LocalListener> {
     if addr == IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) {
         return Ok(LocalListener::bind_loopback(port).await?);
     }
     if !addr.is_loopback() {
-        out.warn(format!(
+        out.warn_always(format!(
             "listening on {addr}: anyone who can reach this machine on that address can use the tunnel with your Azure identity"
         ));
     }

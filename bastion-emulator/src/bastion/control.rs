@@ -1,5 +1,9 @@
 //! The control API on the same port: `/_emulator/*` (see docs/protocol.md#control-api).
 //!
+//! It hands out session tokens and changes the emulator's behaviour, so every request must
+//! carry the per-run secret ([`super::Emulator::control_secret`]) in the
+//! [`CONTROL_SECRET_HEADER`] header; anything else on loopback gets a 401 and nothing more.
+//!
 //! | Request | Effect |
 //! |---|---|
 //! | `GET /_emulator/sessions` | every minted session (JSON list of [`super::SessionRecord`]) |
@@ -20,10 +24,21 @@ use super::registry::{EventKind, RelayCommand};
 use super::state::Shared;
 use crate::respond::{self, Resp};
 
+/// The header that carries the control API secret.
+pub const CONTROL_SECRET_HEADER: &str = "x-emulator-secret";
+
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let resp = inner(&shared, req, &method, &path).await;
+    let resp = if authorized(&shared, &req) {
+        inner(&shared, req, &method, &path).await
+    } else {
+        respond::error(
+            401,
+            &format!("the control API needs the emulator's secret in {CONTROL_SECRET_HEADER}"),
+            Some("UNAUTHORIZED"),
+        )
+    };
     let shown = if path.starts_with("/_emulator/sessions/") {
         "/_emulator/sessions/<redacted>"
     } else {
@@ -36,6 +51,20 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp 
         format!("{method} {shown}"),
     );
     resp
+}
+
+/// Whether `req` carries the secret (compared in constant time).
+fn authorized(shared: &Shared, req: &Request<Incoming>) -> bool {
+    let Some(given) = req.headers().get(CONTROL_SECRET_HEADER) else {
+        return false;
+    };
+    let (given, want) = (given.as_bytes(), shared.control_secret.as_bytes());
+    given.len() == want.len()
+        && given
+            .iter()
+            .zip(want)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 async fn inner(shared: &Shared, req: Request<Incoming>, method: &Method, path: &str) -> Resp {

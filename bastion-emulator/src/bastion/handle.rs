@@ -37,14 +37,16 @@ impl Emulator {
     /// every served name and listens on `config.bind`.
     pub async fn start(mut config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
         config.validate()?;
-        let ca = match config.ca.take() {
-            Some(ca) => ca,
-            None => TestCa::new()?,
-        };
         let mut names = config.served_names();
         if !config.bind.ip().is_unspecified() && !config.bind.ip().is_loopback() {
             names.push(config.bind.ip().to_string());
         }
+        // A CA of our own permits exactly the names served (see `TestCa`); a given one must
+        // already permit them.
+        let ca = match config.ca.take() {
+            Some(ca) => ca,
+            None => TestCa::permitting(&names.iter().map(String::as_str).collect::<Vec<_>>())?,
+        };
         let tls = ca.server_config(&names)?;
         let server = server::start(config, tls).await?;
         Ok(Emulator {
@@ -73,6 +75,12 @@ impl Emulator {
     /// The configuration the emulator runs with (its `ca` is `None`; see [`Emulator::ca`]).
     pub fn config(&self) -> &EmulatorConfig {
         &self.shared.config
+    }
+
+    /// The per-run secret the `/_emulator/*` control API requires in the
+    /// [`super::CONTROL_SECRET_HEADER`] header (requests without it get a 401).
+    pub fn control_secret(&self) -> &str {
+        &self.shared.control_secret
     }
 
     /// The GUID-like node ids sessions are spread over.

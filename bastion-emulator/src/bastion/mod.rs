@@ -24,9 +24,11 @@ pub use config::{
     BastionFixture, DEFAULT_DATA_POD_HOST, EmulatorConfig, TEST_SUBSCRIPTION, TEST_TENANT,
     TargetFixture, vm_resource_id,
 };
+pub use control::CONTROL_SECRET_HEADER;
 pub use faults::{
     CloseAfter, Faults, HttpFault, NodeCheck, RateLimit, Scope, TargetFailure, Trigger,
 };
 pub use handle::Emulator;
 pub use registry::{Event, EventKind, SessionRecord, SessionState, Stats};
+pub(crate) use targets::serve_forever;
 pub use targets::{StalledTarget, spawn_echo_target, spawn_stalled_target};

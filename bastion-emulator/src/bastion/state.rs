@@ -42,6 +42,13 @@ impl TaskGroup {
     }
 }
 
+/// A fresh control API secret: 32 random bytes from the OS-seeded generator, base64url.
+fn control_secret() -> String {
+    use base64::Engine as _;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// State shared by every connection and handler.
 pub(crate) struct Shared {
     pub(crate) config: EmulatorConfig,
@@ -57,6 +64,9 @@ pub(crate) struct Shared {
     pub(crate) tasks: TaskGroup,
     /// The Developer Bastion the data pod currently serves (index into `config.bastions`).
     data_pod_bastion: Mutex<Option<usize>>,
+    /// What a control API request must carry in [`super::CONTROL_SECRET_HEADER`]: random per
+    /// run (never from the seeded RNG), known only to whoever started the emulator.
+    pub(crate) control_secret: String,
 }
 
 impl Shared {
@@ -82,6 +92,7 @@ impl Shared {
             shutdown,
             tasks: TaskGroup::default(),
             data_pod_bastion: Mutex::new(None),
+            control_secret: control_secret(),
         }
     }
 
