@@ -76,6 +76,10 @@ pub struct CliError {
     pub what: String,
     /// What to do about it, when the message does not already say.
     pub hint: Option<String>,
+    /// Lines printed under the error in text mode: a short guide (see `credential_guide`).
+    pub guide: Vec<String>,
+    /// The full underlying message, kept for `--output json` when the text shows a guide.
+    pub detail: Option<String>,
 }
 
 impl CliError {
@@ -85,6 +89,8 @@ impl CliError {
             code,
             what: one_line(&what.into()),
             hint: None,
+            guide: Vec::new(),
+            detail: None,
         }
     }
 
@@ -96,6 +102,13 @@ impl CliError {
     /// Adds what to do.
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(one_line(&hint.into()));
+        self
+    }
+
+    /// Adds guide lines under the error, and the full message they summarise.
+    pub fn with_guide(mut self, guide: Vec<String>, detail: &str) -> Self {
+        self.guide = guide;
+        self.detail = Some(detail.to_owned());
         self
     }
 
@@ -188,9 +201,11 @@ impl From<bastion_core::Error> for CliError {
             _ if e.is_auth() => Code::Auth,
             _ => Code::Tunnel,
         };
+        if let E::Credential(cause) = &e {
+            return crate::credential_guide::credential_error(cause);
+        }
         let err = CliError::new(code, e.to_string());
         match &e {
-            E::Credential(_) => err,
             _ if e.status() == Some(401) => err.hint(
                 "the Bastion refused the access token: sign in again, with the tenant of the Bastion's subscription",
             ),
@@ -219,6 +234,9 @@ impl From<bastion_arm::ArmError> for CliError {
             E::ResourceId(_) | E::InvalidArgument(_) | E::Config(_) => Code::Usage,
             _ => Code::Other,
         };
+        if let E::Credential { cause, .. } = &e {
+            return crate::credential_guide::credential_error(cause);
+        }
         let err = CliError::new(code, e.to_string());
         if e.is_transport() {
             err.hint("check the network path to ARM, --arm-endpoint and --ca-file")

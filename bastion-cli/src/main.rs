@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod context;
+mod credential_guide;
 mod exit;
 mod output;
 mod signals;

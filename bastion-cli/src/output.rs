@@ -99,11 +99,16 @@ impl Output {
                 "event": "error",
                 "error": err.what,
                 "hint": err.hint,
+                "detail": err.detail,
+                "guide": err.guide,
                 "kind": err.code.name(),
                 "exit_code": err.code.status(),
             }));
         }
         eprintln!("error: {err}");
+        for line in &err.guide {
+            eprintln!("  {line}");
+        }
     }
 }
 

@@ -1,0 +1,135 @@
+//! A first run without any credential reads like a guide: which credentials were tried and why
+//! each was unavailable, then the command or flag that fixes each case. The SDK's own message
+//! (one long line with a troubleshooting link per credential) stays in `--output json`.
+
+use crate::exit::{CliError, Code};
+
+/// The error for a credential that could not give a token, from the SDK's message.
+pub fn credential_error(cause: &str) -> CliError {
+    let mut guide = Vec::new();
+    let tried = tried(cause);
+    if tried.is_empty() {
+        guide.push(format!("the credential said: {}", first_sentence(cause)));
+    } else {
+        guide.push("tried:".to_owned());
+        for (name, why) in tried {
+            guide.push(format!("  {name}: {why}"));
+        }
+    }
+    guide.extend(
+        [
+            "fix one of:",
+            "  az login                         sign in with the Azure CLI (the default credential)",
+            "  --auth managed-identity          on an Azure VM, App Service or pod with an identity",
+            "  --auth client-secret             with AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET",
+            "  --auth token --token-file FILE   an ARM access token you already have",
+            "or try bastion without Azure: bastion demo",
+        ]
+        .map(str::to_owned),
+    );
+    CliError::new(Code::Auth, "no Azure credential could give an access token")
+        .with_guide(guide, cause)
+}
+
+/// `(credential, why)` for each credential the SDK's message reports as failed.
+fn tried(cause: &str) -> Vec<(&'static str, String)> {
+    const MARK: &str = "Credential authentication failed.";
+    let cause = cause.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Where each "<Name>Credential authentication failed." starts, and its name.
+    let marks: Vec<(usize, usize, &str)> = cause
+        .match_indices(MARK)
+        .map(|(at, _)| {
+            let start = cause[..at]
+                .rfind(|c: char| !c.is_ascii_alphanumeric())
+                .map_or(0, |i| i + 1);
+            (start, at + MARK.len(), &cause[start..at])
+        })
+        .collect();
+    marks
+        .iter()
+        .enumerate()
+        .map(|(i, &(_, reason_start, name))| {
+            let reason_end = marks.get(i + 1).map_or(cause.len(), |next| next.0);
+            (
+                friendly(name),
+                first_sentence(&cause[reason_start..reason_end]),
+            )
+        })
+        .collect()
+}
+
+fn friendly(sdk_name: &str) -> &'static str {
+    match sdk_name {
+        "AzureCli" => "Azure CLI (az)",
+        "AzureDeveloperCli" => "Azure Developer CLI (azd)",
+        "ManagedIdentity" | "ImdsManagedIdentity" | "AppServiceManagedIdentity" => {
+            "managed identity"
+        }
+        "WorkloadIdentity" => "workload identity",
+        "ClientSecret" => "client secret",
+        "Environment" => "environment variables",
+        _ => "a credential",
+    }
+}
+
+/// The first sentence, without a trailing troubleshooting link, at most 160 characters.
+fn first_sentence(text: &str) -> String {
+    let text = text.split("To troubleshoot").next().unwrap_or(text).trim();
+    let text = text.trim_end_matches(['.', ';']);
+    let mut out: String = text.chars().take(160).collect();
+    if text.chars().count() > 160 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NO_AZ: &str = "non-transport error occurred which will not be retried: Multiple errors were encountered while attempting to authenticate:\nAzureCliCredential authentication failed. az not found on PATH\nTo troubleshoot, visit https://aka.ms/azsdk/rust/identity/troubleshoot#azure-cli - az not found on PATH\nAzureDeveloperCliCredential authentication failed. azd not found on PATH\nTo troubleshoot, visit https://aka.ms/azsdk/rust/identity/troubleshoot#azd - azd not found on PATH";
+
+    #[test]
+    fn each_credential_tried_is_named_once_with_its_reason() {
+        assert_eq!(
+            tried(NO_AZ),
+            [
+                ("Azure CLI (az)", "az not found on PATH".to_owned()),
+                (
+                    "Azure Developer CLI (azd)",
+                    "azd not found on PATH".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_guide_has_the_fixes_and_no_troubleshooting_links() {
+        let err = credential_error(NO_AZ);
+        assert_eq!(err.code, Code::Auth);
+        let text = err.guide.join("\n");
+        for needle in [
+            "az login",
+            "--auth managed-identity",
+            "--auth client-secret",
+            "--auth token",
+            "bastion demo",
+        ] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+        assert!(!text.contains("https://"), "{text}");
+        assert_eq!(text.matches(": az not found on PATH").count(), 1, "{text}");
+        assert_eq!(text.matches(": azd not found on PATH").count(), 1, "{text}");
+        assert_eq!(err.detail.as_deref(), Some(NO_AZ));
+    }
+
+    #[test]
+    fn an_unrecognised_message_is_still_shown_briefly() {
+        let err = credential_error("the token endpoint said no. To troubleshoot, visit x");
+        assert!(
+            err.guide[0].contains("the token endpoint said no"),
+            "{:?}",
+            err.guide
+        );
+    }
+}
