@@ -5,7 +5,7 @@
 //! `kubectl get pods` with it. Afterwards no Bastion session is left.
 //!
 //! When kubectl is not installed the test says so loudly and makes the same request with an
-//! HTTP client through the tunnel instead.
+//! HTTP client through the tunnel instead; under `CI=true` a missing kubectl fails the test.
 
 mod common;
 

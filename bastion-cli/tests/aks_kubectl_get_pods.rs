@@ -1,5 +1,6 @@
 //! `bastion aks -- kubectl get pods` against the sandbox: the pods are listed, exit code 0, no
-//! Bastion session left in the emulator, no temporary kubeconfig left on disk.
+//! Bastion session left in the emulator, no temporary kubeconfig left on disk. Without kubectl
+//! it falls back to curl, except under `CI=true`, where that fails.
 
 mod common;
 
@@ -14,6 +15,13 @@ fn kubectl() -> Option<&'static str> {
         .find(|p| Path::new(p).exists())
 }
 
+/// Whether this is a CI run (`CI` set to anything but empty, `0` or `false`): there a missing
+/// kubectl fails the test instead of falling back to curl.
+fn in_ci() -> bool {
+    std::env::var("CI")
+        .is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_lists_the_pods_and_nothing_is_left_behind() {
     let s = ArmSandbox::start().await;
@@ -22,6 +30,10 @@ async fn kubectl_lists_the_pods_and_nothing_is_left_behind() {
     let command: Vec<String> = match kubectl() {
         Some(k) => vec![k.into(), "get".into(), "pods".into()],
         None => {
+            assert!(
+                !in_ci(),
+                "kubectl is not installed, and CI is set: install kubectl (see .ci/run)"
+            );
             eprintln!(
                 "\n*** kubectl is NOT installed: this test falls back to curl with the kubeconfig's token ***\n"
             );

@@ -97,6 +97,60 @@ async fn ip_connect_on_a_bastion_without_it_is_refused_by_the_service() {
     let target = Target::ip_connect(&h.bastion.id, h.echo.ip(), 22).unwrap();
     let tunnel = Tunnel::new(h.config(target), credential()).unwrap();
     let err = tunnel.connect().await.unwrap_err();
-    assert!(err.status().is_some(), "{err}");
-    h.assert_all_sessions_deleted().await;
+    assert_eq!(err.status(), Some(403), "{err}");
+    assert!(
+        err.to_string()
+            .contains("IP-based connection is not enabled on this Bastion"),
+        "{err}"
+    );
+    // Refused at the token exchange: no session was ever minted.
+    let stats = h.emulator.stats();
+    assert_eq!(
+        (stats.token_requests, stats.tokens_issued),
+        (1, 0),
+        "{stats:?}"
+    );
+    assert!(h.emulator.sessions().is_empty());
+}
+
+/// A port outside 22 and 3389 over IP connect: refused before anything is sent unless
+/// `allow_any_port`; with it, the service's own port list (22 and 3389 by default) refuses it.
+#[tokio::test]
+async fn ip_connect_to_another_port_is_refused_unless_any_port_is_allowed() {
+    let h = Harness::start_with(BastionFixture::standard(TENANT).ip_connect(true), |c| c).await;
+    let port = h.echo.port();
+    assert!(port != 22 && port != 3389);
+    let target = Target::ip_connect(&h.bastion.id, h.echo.ip(), port).unwrap();
+    let mut config = h.config(target);
+    let err = Tunnel::new(config.clone(), credential()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            bastion_core::Error::PortNotAllowed { port: p, by: "IP connect" } if p == port
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(&format!(
+            "IP connect allows only ports 22 and 3389 by default, not {port}"
+        )),
+        "{err}"
+    );
+    assert_eq!(h.emulator.stats().token_requests, 0);
+
+    config.allow_any_port = true;
+    let tunnel = Tunnel::new(config, credential()).unwrap();
+    let err = tunnel.connect().await.unwrap_err();
+    assert_eq!(err.status(), Some(403), "{err}");
+    assert!(
+        err.to_string().contains("Custom ports are not allowed"),
+        "{err}"
+    );
+    let stats = h.emulator.stats();
+    assert_eq!(
+        (stats.token_requests, stats.tokens_issued),
+        (1, 0),
+        "{stats:?}"
+    );
+    assert!(h.emulator.sessions().is_empty());
 }

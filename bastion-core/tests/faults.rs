@@ -12,14 +12,18 @@ use common::*;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast;
 
-/// Runs one connection that writes a little and reads to the end; returns the tunnel's verdict.
+/// What one connection writes; the echo target sends it back.
+const PING: &[u8] = b"ping through the tunnel";
+
+/// Runs one connection that writes [`PING`] and reads to the end (or the echo); returns what
+/// came back and the tunnel's verdict.
 async fn one_connection(
     served: &Served,
     events: &mut broadcast::Receiver<ConnectionEvent>,
-) -> Option<String> {
+) -> (Vec<u8>, Option<String>) {
     let mut stream = served.connect().await;
-    let _ = stream.write_all(b"ping through the tunnel").await;
-    let _ = read_until_end_or_echo(&mut stream).await;
+    let _ = stream.write_all(PING).await;
+    let echoed = read_until_end_or_echo(&mut stream).await;
     drop(stream);
     loop {
         let ev = tokio::time::timeout(Duration::from_secs(20), events.recv())
@@ -27,17 +31,28 @@ async fn one_connection(
             .expect("a Closed event")
             .expect("event channel open");
         if let ConnectionEvent::Closed { error, .. } = ev {
-            return error;
+            return (echoed, error);
         }
     }
 }
 
-/// Reads until the echo of our 23 bytes came back (then closes) or the connection ends.
+/// Runs one connection that must succeed: no error, and [`PING`] echoed back intact.
+async fn one_good_connection(served: &Served, events: &mut broadcast::Receiver<ConnectionEvent>) {
+    let (echoed, error) = one_connection(served, events).await;
+    assert_eq!(error, None, "the connection must work");
+    assert_eq!(
+        String::from_utf8_lossy(&echoed),
+        String::from_utf8_lossy(PING),
+        "the echo must arrive intact"
+    );
+}
+
+/// Reads until the echo of [`PING`] came back (then closes) or the connection ends.
 async fn read_until_end_or_echo(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
     use tokio::io::AsyncReadExt;
     let mut out = Vec::new();
     let mut buf = [0u8; 1024];
-    while out.len() < 23 {
+    while out.len() < PING.len() {
         match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
             _ => break,
@@ -53,7 +68,7 @@ async fn expect_failure(faults: Faults, needles: &[&str]) {
     let served = Served::start(h.tunnel()).await;
     let mut events = served.tunnel.subscribe();
     h.emulator.set_faults(faults);
-    let error = one_connection(&served, &mut events).await;
+    let (_, error) = one_connection(&served, &mut events).await;
     let error = error.unwrap_or_else(|| panic!("expected a failure naming {needles:?}"));
     for needle in needles {
         assert!(
@@ -62,11 +77,8 @@ async fn expect_failure(faults: Faults, needles: &[&str]) {
         );
     }
     h.emulator.set_faults(Faults::none());
-    assert_eq!(
-        one_connection(&served, &mut events).await,
-        None,
-        "the next connection must work"
-    );
+    // The next connection must work.
+    one_good_connection(&served, &mut events).await;
     let summary = served.stop().await;
     assert_eq!((summary.accepted, summary.failed), (2, 1));
     h.assert_all_sessions_deleted().await;
@@ -78,7 +90,7 @@ async fn expect_success(faults: Faults) -> Harness {
     let served = Served::start(h.tunnel()).await;
     let mut events = served.tunnel.subscribe();
     h.emulator.set_faults(faults);
-    assert_eq!(one_connection(&served, &mut events).await, None);
+    one_good_connection(&served, &mut events).await;
     served.stop().await;
     h.assert_all_sessions_deleted().await;
     h
@@ -180,8 +192,14 @@ async fn frames_larger_than_the_server_accepts_get_close_1009() {
         }
     };
     assert!(error.unwrap_or_default().contains("code 1009"));
-    // With the default 4 KiB frames the same server is happy.
     served.stop().await;
+    // With the default 4 KiB frames the same server is happy: the 64 KiB come back intact.
+    let served = Served::start(h.tunnel()).await;
+    let data = random_bytes(64 * 1024, 5);
+    let out = echo_round_trip(served.connect().await, &data).await;
+    assert_eq!(checksum(&out), checksum(&data));
+    let summary = served.stop().await;
+    assert_eq!((summary.accepted, summary.failed), (1, 0));
     h.assert_all_sessions_deleted().await;
 }
 
@@ -274,8 +292,13 @@ async fn unreachable_target_is_reported_with_close_1011() {
     let tunnel = bastion_core::Tunnel::new(h.config(target), credential()).unwrap();
     let served = Served::start(tunnel).await;
     let mut events = served.tunnel.subscribe();
-    let error = one_connection(&served, &mut events).await.unwrap();
+    let (echoed, error) = one_connection(&served, &mut events).await;
+    let error = error.expect("a failure");
     assert!(error.contains("code 1011"), "{error}");
+    assert!(
+        echoed.is_empty(),
+        "nothing can come back from a dead target"
+    );
     served.stop().await;
     h.assert_all_sessions_deleted().await;
 }

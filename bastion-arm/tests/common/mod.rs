@@ -162,8 +162,15 @@ pub async fn sandbox_kubeconfig(sandbox: &Sandbox) -> Kubeconfig {
     Kubeconfig::parse(&yaml).unwrap()
 }
 
+/// Whether this is a CI run (`CI` set to anything but empty, `0` or `false`): there a missing
+/// kubectl fails the run instead of being skipped or replaced by an HTTP client.
+pub fn in_ci() -> bool {
+    std::env::var("CI")
+        .is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
+}
+
 /// Runs the real `kubectl` with `kubeconfig` (within 60 s): whether it succeeded, and its
-/// stdout and stderr. `None` when kubectl is not installed.
+/// stdout and stderr. `None` when kubectl is not installed, which panics under `CI=true`.
 pub async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Option<(bool, String)> {
     let child = tokio::process::Command::new("kubectl")
         .arg("--kubeconfig")
@@ -176,7 +183,13 @@ pub async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Option<(bool, String)>
         .expect("kubectl did not finish within 60 s")
     {
         Ok(output) => output,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                !in_ci(),
+                "kubectl is not installed, and CI is set: install kubectl (see .ci/run)"
+            );
+            return None;
+        }
         Err(e) => panic!("kubectl could not run: {e}"),
     };
     let text = format!(

@@ -208,8 +208,9 @@ pub struct Faults {
     pub delete_latency: Option<Duration>,
     /// Never answer DELETE (until shutdown, at most 60 s).
     pub delete_no_response: bool,
-    /// A missing or wrong `X-Node-Id` on DELETE gets 404 (default: accepted).
-    pub delete_requires_node: bool,
+    /// Accept DELETE with a missing or wrong `X-Node-Id`. By default, as the service routes
+    /// DELETE by node, such a DELETE gets 404 and the session stays live.
+    pub delete_ignores_node: bool,
     /// DELETE closes the session's live WebSocket (Close 1000).
     pub delete_closes_websocket: bool,
 
@@ -348,7 +349,7 @@ fn overlay(out: &mut Faults, f: &Faults) {
     opt(&mut out.delete_status, &f.delete_status);
     opt(&mut out.delete_latency, &f.delete_latency);
     out.delete_no_response |= f.delete_no_response;
-    out.delete_requires_node |= f.delete_requires_node;
+    out.delete_ignores_node |= f.delete_ignores_node;
     out.delete_closes_websocket |= f.delete_closes_websocket;
     out.connection_whitespace |= f.connection_whitespace;
     opt(&mut out.connection_error_200, &f.connection_error_200);

@@ -213,15 +213,23 @@ mod tests {
                 .await
         );
         assert_eq!(stalled.open_connections(), 1);
-        // Writes eventually block: the target never reads.
+        // Writes eventually block: the target never reads. Bounded: a target that read would
+        // take all 64 MiB without a write ever stalling.
         let chunk = vec![0u8; 64 * 1024];
-        let blocked = tokio::time::timeout(Duration::from_millis(500), async {
-            loop {
-                c.write_all(&chunk).await.unwrap();
+        let mut written = 0usize;
+        let blocked = loop {
+            if written >= 64 << 20 {
+                break false;
             }
-        })
-        .await;
-        assert!(blocked.is_err());
+            match tokio::time::timeout(Duration::from_millis(200), c.write_all(&chunk)).await {
+                Ok(r) => {
+                    r.unwrap();
+                    written += chunk.len();
+                }
+                Err(_) => break true,
+            }
+        };
+        assert!(blocked, "{written} bytes written and no write blocked");
         stalled.drop_connections();
         let mut buf = [0u8; 1];
         let r = tokio::time::timeout(Duration::from_secs(2), c.read(&mut buf))

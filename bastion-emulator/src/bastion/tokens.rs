@@ -352,7 +352,7 @@ async fn delete_inner(
     }
     match shared
         .registry
-        .delete(&auth_token, node.as_deref(), faults.delete_requires_node)
+        .delete(&auth_token, node.as_deref(), !faults.delete_ignores_node)
     {
         DeleteOutcome::Deleted { id, relay } => {
             if faults.delete_closes_websocket

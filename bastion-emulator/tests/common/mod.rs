@@ -137,6 +137,15 @@ impl Client {
         self.send(host, req).await.status
     }
 
+    /// `DELETE /api/tokens/{auth}` without an `X-Node-Id` header; the status.
+    pub async fn delete_without_node(&self, host: &str, auth: &str) -> u16 {
+        let req = Request::delete(format!("/api/tokens/{}", enc(auth)))
+            .header(HOST, self.authority(host))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.send(host, req).await.status
+    }
+
     /// A WebSocket upgrade request for `path`: the upgraded connection and the 101's headers, or
     /// the reply if it was not 101.
     pub async fn upgrade(&self, host: &str, path: &str) -> Result<(Upgraded, HeaderMap), Reply> {
