@@ -141,8 +141,40 @@ pub async fn fetch_kubeconfig<A: ArmRead + ?Sized>(
     admin: bool,
     server_fqdn: Option<&str>,
 ) -> Result<String, CredentialError> {
+    fetch_credentials(
+        arm,
+        cluster,
+        &CredentialRequest {
+            admin,
+            server_fqdn,
+            format: None,
+        },
+    )
+    .await
+}
+
+/// What `az aks get-credentials` asks for: user or admin credentials, which FQDN the server
+/// entry uses, and the credential format of an AAD cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CredentialRequest<'a> {
+    /// `listClusterAdminCredential` instead of `listClusterUserCredential`.
+    pub admin: bool,
+    /// `server-fqdn`: `public` or `private` (none: the API's default).
+    pub server_fqdn: Option<&'a str>,
+    /// `format` of the user credential: `exec` or `azure` (AAD clusters; not sent for admin).
+    pub format: Option<&'a str>,
+}
+
+/// [`fetch_kubeconfig`] with every option of [`CredentialRequest`].
+pub async fn fetch_credentials<A: ArmRead + ?Sized>(
+    arm: &A,
+    cluster: &ManagedCluster,
+    request: &CredentialRequest<'_>,
+) -> Result<String, CredentialError> {
+    let admin = request.admin;
+    let format = if admin { None } else { request.format };
     match arm
-        .list_cluster_credential(&cluster.id, admin, server_fqdn)
+        .list_cluster_credential_in_format(&cluster.id, admin, request.server_fqdn, format)
         .await
     {
         Ok(results) => Ok(results.decode_first()?),

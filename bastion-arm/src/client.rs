@@ -343,7 +343,7 @@ impl ArmClient {
         cluster: &ResourceId,
         server_fqdn: Option<&str>,
     ) -> Result<CredentialResults, ArmError> {
-        self.credential_action(cluster, "listClusterUserCredential", server_fqdn)
+        self.credential_action(cluster, "listClusterUserCredential", server_fqdn, None)
             .await
     }
 
@@ -354,7 +354,7 @@ impl ArmClient {
         cluster: &ResourceId,
         server_fqdn: Option<&str>,
     ) -> Result<CredentialResults, ArmError> {
-        self.credential_action(cluster, "listClusterAdminCredential", server_fqdn)
+        self.credential_action(cluster, "listClusterAdminCredential", server_fqdn, None)
             .await
     }
 
@@ -439,16 +439,31 @@ impl ArmClient {
         .await
     }
 
-    /// `POST {cluster}/{action}` (a `listCluster…Credential`), with `server-fqdn` when given.
+    /// `listClusterUserCredential` with the `format` query (`exec` or `azure`, for AAD
+    /// clusters) and `server-fqdn` when given.
+    pub async fn list_cluster_user_credential_in_format(
+        &self,
+        cluster: &ResourceId,
+        server_fqdn: Option<&str>,
+        format: Option<&str>,
+    ) -> Result<CredentialResults, ArmError> {
+        self.credential_action(cluster, "listClusterUserCredential", server_fqdn, format)
+            .await
+    }
+
+    /// `POST {cluster}/{action}` (a `listCluster…Credential`), with `server-fqdn` and `format`
+    /// when given.
     async fn credential_action(
         &self,
         cluster: &ResourceId,
         action: &str,
         server_fqdn: Option<&str>,
+        format: Option<&str>,
     ) -> Result<CredentialResults, ArmError> {
         let query: Vec<(&str, &str)> = server_fqdn
             .map(|f| ("server-fqdn", f))
             .into_iter()
+            .chain(format.map(|f| ("format", f)))
             .collect();
         self.post_action(&format!("{cluster}/{action}"), CLUSTERS.api_version, &query)
             .await
@@ -791,6 +806,20 @@ impl ArmRead for ArmClient {
             ArmClient::list_cluster_admin_credential(self, cluster, server_fqdn).await
         } else {
             ArmClient::list_cluster_user_credential(self, cluster, server_fqdn).await
+        }
+    }
+    async fn list_cluster_credential_in_format(
+        &self,
+        cluster: &ResourceId,
+        admin: bool,
+        server_fqdn: Option<&str>,
+        format: Option<&str>,
+    ) -> Result<CredentialResults, ArmError> {
+        if admin {
+            ArmClient::list_cluster_admin_credential(self, cluster, server_fqdn).await
+        } else {
+            ArmClient::list_cluster_user_credential_in_format(self, cluster, server_fqdn, format)
+                .await
         }
     }
 }

@@ -91,7 +91,7 @@ mod resource_id;
 pub mod testing;
 mod transport;
 
-pub use aks::{AksError, CredentialError, fetch_kubeconfig};
+pub use aks::{AksError, CredentialError, CredentialRequest, fetch_credentials, fetch_kubeconfig};
 pub use bastion::{
     DEFAULT_ALLOWED_PORTS, EndpointPlan, NativeClientError, REFERENCE_GATE_MESSAGE, Usage,
 };

@@ -59,4 +59,22 @@ pub trait ArmRead: Send + Sync {
         admin: bool,
         server_fqdn: Option<&str>,
     ) -> Result<CredentialResults, ArmError>;
+    /// [`ArmRead::list_cluster_credential`] with the `format` query of
+    /// `listClusterUserCredential` (`exec` or `azure`, for AAD clusters; not sent for admin
+    /// credentials). The default sends no `format` and refuses one.
+    async fn list_cluster_credential_in_format(
+        &self,
+        cluster: &ResourceId,
+        admin: bool,
+        server_fqdn: Option<&str>,
+        format: Option<&str>,
+    ) -> Result<CredentialResults, ArmError> {
+        if format.is_some() && !admin {
+            return Err(ArmError::InvalidArgument(
+                "this ARM reader cannot ask for a credential format".into(),
+            ));
+        }
+        self.list_cluster_credential(cluster, admin, server_fqdn)
+            .await
+    }
 }

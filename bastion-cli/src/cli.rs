@@ -323,7 +323,13 @@ pub struct AksTargetArgs {
     .required_unless_present("restore_kubeconfig")
     .default_value("")
     .hide_default_value(true)))]
+// `bastion aks credentials ...` takes its own options: none of the tunnel's apply to it.
+#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 pub struct AksArgs {
+    /// Instead of a tunnel: a step of its own.
+    #[command(subcommand)]
+    pub step: Option<AksCommand>,
+
     /// The cluster and Bastion.
     #[command(flatten)]
     pub cluster: AksTargetArgs,
@@ -375,6 +381,74 @@ pub struct AksArgs {
     /// Run this command with KUBECONFIG set instead of a shell, and exit with its code.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// `bastion aks SUBCOMMAND`.
+#[derive(Debug, Subcommand)]
+pub enum AksCommand {
+    /// Fetch the cluster's credentials and merge them into a kubeconfig, without a tunnel
+    /// (az aks get-credentials).
+    Credentials(AksCredentialsArgs),
+}
+
+/// `--format` of `bastion aks credentials`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CredentialFormat {
+    /// A kubelogin exec plugin (the API's default for AAD clusters).
+    Exec,
+    /// The legacy `azure` auth provider.
+    Azure,
+}
+
+impl CredentialFormat {
+    /// The value of the API's `format` query.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exec => "exec",
+            Self::Azure => "azure",
+        }
+    }
+}
+
+/// `bastion aks credentials`.
+#[derive(Debug, Args)]
+pub struct AksCredentialsArgs {
+    /// The cluster's name.
+    #[arg(short = 'n', long = "name")]
+    pub name: String,
+
+    /// The cluster's resource group.
+    #[arg(short = 'g', long)]
+    pub resource_group: String,
+
+    /// The cluster's subscription.
+    #[arg(long, env = "AZURE_SUBSCRIPTION_ID")]
+    pub subscription: Option<String>,
+
+    /// The cluster's admin credentials (its context is named `<context>-admin`).
+    #[arg(short = 'a', long)]
+    pub admin: bool,
+
+    /// The kubeconfig to merge into (`-`: print the credentials on stdout) [default: the first
+    /// file of KUBECONFIG, else ~/.kube/config].
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Name the context (and its cluster) NAME instead of the cluster's name.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Replace entries of the same name that differ (without it, such a merge is refused).
+    #[arg(long)]
+    pub overwrite_existing: bool,
+
+    /// Point the server entry at the cluster's public FQDN (a private cluster with one).
+    #[arg(long)]
+    pub public_fqdn: bool,
+
+    /// The credential format of an AAD cluster's user credentials.
+    #[arg(long, value_enum)]
+    pub format: Option<CredentialFormat>,
 }
 
 /// `bastion check`.
@@ -474,6 +548,52 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn aks_takes_a_command_or_the_credentials_subcommand() {
+        let cli = Cli::try_parse_from([
+            "bastion", "aks", "-n", "c", "-g", "g", "--", "kubectl", "get", "pods",
+        ])
+        .unwrap();
+        let Command::Aks(args) = cli.command else {
+            panic!("aks")
+        };
+        assert!(args.step.is_none());
+        assert_eq!(args.command, ["kubectl", "get", "pods"]);
+        // A command named like the subcommand, after `--`, is still a command.
+        let cli =
+            Cli::try_parse_from(["bastion", "aks", "-n", "c", "-g", "g", "--", "credentials"])
+                .unwrap();
+        let Command::Aks(args) = cli.command else {
+            panic!("aks")
+        };
+        assert!(args.step.is_none());
+        let cli = Cli::try_parse_from([
+            "bastion",
+            "aks",
+            "credentials",
+            "-n",
+            "c",
+            "-g",
+            "g",
+            "--admin",
+            "--file",
+            "-",
+        ])
+        .unwrap();
+        let Command::Aks(args) = cli.command else {
+            panic!("aks")
+        };
+        let Some(AksCommand::Credentials(c)) = args.step else {
+            panic!("credentials")
+        };
+        assert!(c.admin);
+        assert_eq!(c.file.as_deref(), Some(std::path::Path::new("-")));
+        // The tunnel's options do not mix with the subcommand.
+        assert!(
+            Cli::try_parse_from(["bastion", "aks", "-n", "c", "-g", "g", "credentials"]).is_err()
+        );
     }
 
     #[test]

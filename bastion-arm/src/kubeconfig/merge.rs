@@ -47,6 +47,75 @@ impl Kubeconfig {
         }
     }
 
+    /// The entries of `incoming` that would replace a *different* entry of the same name here,
+    /// as `section/name` (`clusters/myaks`): what `az aks get-credentials` refuses without
+    /// `--overwrite-existing`. Identical entries are not conflicts.
+    pub fn conflicts_with(&self, incoming: &Kubeconfig) -> Vec<String> {
+        let mut found = Vec::new();
+        for section in ["clusters", "contexts", "users"] {
+            let ours: Vec<&Value> = self
+                .doc
+                .get(section)
+                .and_then(Value::as_sequence)
+                .map(|s| s.iter().collect())
+                .unwrap_or_default();
+            for entry in incoming
+                .doc
+                .get(section)
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
+                let Some(name) = entry.get("name") else {
+                    continue;
+                };
+                if ours
+                    .iter()
+                    .any(|e| e.get("name") == Some(name) && *e != entry)
+                {
+                    found.push(format!("{section}/{}", name.as_str().unwrap_or("?")));
+                }
+            }
+        }
+        found
+    }
+
+    /// Renames the (first) context, its cluster and the context's cluster reference to `name`,
+    /// and makes it current: `az aks get-credentials --context NAME`.
+    pub fn rename_context(&mut self, name: &str) {
+        let new = Value::String(name.to_owned());
+        let mut old_cluster = None;
+        if let Some(ctx) = self
+            .doc
+            .get_mut("contexts")
+            .and_then(Value::as_sequence_mut)
+            .and_then(|s| s.first_mut())
+        {
+            if let Some(m) = ctx.as_mapping_mut() {
+                m.insert(key("name"), new.clone());
+            }
+            if let Some(c) = ctx.get_mut("context").and_then(Value::as_mapping_mut) {
+                old_cluster = c.insert(key("cluster"), new.clone());
+            }
+        }
+        if let Some(clusters) = self
+            .doc
+            .get_mut("clusters")
+            .and_then(Value::as_sequence_mut)
+        {
+            let target = clusters
+                .iter()
+                .position(|c| old_cluster.is_some() && c.get("name") == old_cluster.as_ref())
+                .unwrap_or(0);
+            if let Some(m) = clusters.get_mut(target).and_then(Value::as_mapping_mut) {
+                m.insert(key("name"), new.clone());
+            }
+        }
+        if let Some(m) = self.doc.as_mapping_mut() {
+            m.insert(key("current-context"), new);
+        }
+    }
+
     /// This document merged into the kubeconfig file at `path` as it is now (see
     /// [`Kubeconfig::merge`]), or unchanged when there is no such file. Nothing is written.
     pub fn merged_into_file(self, path: &Path) -> Result<Kubeconfig, KubeconfigError> {
@@ -109,6 +178,35 @@ mod tests {
         assert_eq!(merged.current_context(), Some("myaks"));
         // Nothing was written.
         assert_eq!(std::fs::read_to_string(&path).unwrap(), EXISTING);
+    }
+
+    #[test]
+    fn conflicts_are_different_entries_of_the_same_name() {
+        let fetched = Kubeconfig::parse(FETCHED).unwrap();
+        let existing = Kubeconfig::parse(EXISTING).unwrap();
+        // EXISTING has an older `myaks` cluster (another server).
+        assert_eq!(existing.conflicts_with(&fetched), ["clusters/myaks"]);
+        let mut merged = existing.clone();
+        merged.merge(&fetched);
+        // The same entries again: nothing to refuse.
+        assert!(merged.conflicts_with(&fetched).is_empty());
+        let mut renamed = fetched.clone();
+        renamed.rename_context("other");
+        let found = merged.conflicts_with(&renamed);
+        assert_eq!(found, ["clusters/other", "contexts/other"]);
+    }
+
+    #[test]
+    fn rename_context_renames_context_cluster_and_current() {
+        let mut k = Kubeconfig::parse(FETCHED).unwrap();
+        k.rename_context("prod");
+        assert_eq!(k.context_names(), ["prod"]);
+        assert_eq!(k.cluster_names(), ["prod"]);
+        assert_eq!(k.current_context(), Some("prod"));
+        assert_eq!(
+            k.resolve_cluster(ClusterSelector::CurrentContext).unwrap(),
+            "prod"
+        );
     }
 
     #[test]

@@ -532,6 +532,11 @@ fn rewrite_args_for_azurecli(args: &[String]) -> Vec<String> {
 /// flushed and synced, then renamed over `path`. A reader sees the old file or the new one,
 /// never a half-written one.
 fn write_atomic(path: &Path, yaml: &str) -> Result<(), KubeconfigError> {
+    write_atomic_with_mode(path, yaml, 0o600)
+}
+
+/// [`write_atomic`] with the file mode `mode` (Unix; ignored elsewhere).
+fn write_atomic_with_mode(path: &Path, yaml: &str, mode: u32) -> Result<(), KubeconfigError> {
     let io = |source| KubeconfigError::Io {
         path: path.to_owned(),
         source,
@@ -549,9 +554,11 @@ fn write_atomic(path: &Path, yaml: &str) -> Result<(), KubeconfigError> {
     {
         use std::os::unix::fs::PermissionsExt as _;
         tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))
+            .set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(io)?;
     }
+    #[cfg(not(unix))]
+    let _ = mode;
     tmp.write_all(yaml.as_bytes()).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
@@ -564,6 +571,54 @@ impl Kubeconfig {
     pub fn write(&self, path: &Path) -> Result<(), KubeconfigError> {
         write_atomic(path, &self.to_yaml()?)
     }
+
+    /// Writes over a user's kubeconfig as [`Kubeconfig::write`] does, but through symlinks (the
+    /// file a link points at is replaced, the link stays) and keeping the existing file's mode
+    /// (a new file gets 0600). Returns the path written.
+    pub fn write_over(&self, path: &Path) -> Result<PathBuf, KubeconfigError> {
+        let target = follow_links(path).map_err(|source| KubeconfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mode = existing_mode(&target).unwrap_or(0o600);
+        write_atomic_with_mode(&target, &self.to_yaml()?, mode)?;
+        Ok(target)
+    }
+}
+
+/// `path` with every symlink in its last component followed (a dangling link yields the path
+/// it points at, so that the file is created there).
+fn follow_links(path: &Path) -> std::io::Result<PathBuf> {
+    let mut current = path.to_owned();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&current) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let link = std::fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(dir) if link.is_relative() => dir.join(link),
+                    _ => link,
+                };
+            }
+            Ok(_) => return Ok(current),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(current),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("too many levels of symbolic links"))
+}
+
+/// The permission bits of an existing file.
+#[cfg(unix)]
+fn existing_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777)
+}
+
+#[cfg(not(unix))]
+fn existing_mode(_path: &Path) -> Option<u32> {
+    None
 }
 
 #[cfg(test)]

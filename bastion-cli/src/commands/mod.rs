@@ -5,6 +5,7 @@ pub mod check;
 pub mod child;
 pub mod cluster;
 pub mod completions;
+pub mod credentials;
 #[cfg(feature = "emulator")]
 pub mod demo;
 #[cfg(feature = "emulator")]
