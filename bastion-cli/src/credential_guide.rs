@@ -72,12 +72,27 @@ fn friendly(sdk_name: &str) -> &'static str {
     }
 }
 
-/// The first sentence, without a trailing troubleshooting link, at most 160 characters.
+/// Why one credential failed: the SDK's reason, or, when that only says "non-transport error
+/// occurred", the detail that follows its troubleshooting link; at most 240 characters.
 fn first_sentence(text: &str) -> String {
-    let text = text.split("To troubleshoot").next().unwrap_or(text).trim();
-    let text = text.trim_end_matches(['.', ';']);
-    let mut out: String = text.chars().take(160).collect();
-    if text.chars().count() > 160 {
+    let (before, after) = match text.find("To troubleshoot") {
+        Some(i) => (&text[..i], Some(&text[i..])),
+        None => (text, None),
+    };
+    let before = before.trim().trim_end_matches(['.', ';', ':']);
+    // "To troubleshoot, visit URL - detail" or "... URL: detail".
+    let detail = after
+        .and_then(|a| a.split_once("visit "))
+        .and_then(|(_, rest)| rest.split_once(char::is_whitespace))
+        .map(|(_, detail)| detail.trim_start_matches(['-', ':', ' ']).trim())
+        .filter(|d| !d.is_empty());
+    let generic = before.is_empty() || before.starts_with("non-transport error");
+    let chosen = match detail {
+        Some(d) if generic => d.strip_prefix("invalid configuration: ").unwrap_or(d),
+        _ => before,
+    };
+    let mut out: String = chosen.chars().take(240).collect();
+    if chosen.chars().count() > 240 {
         out.push('…');
     }
     out
@@ -121,6 +136,18 @@ mod tests {
         assert_eq!(text.matches(": az not found on PATH").count(), 1, "{text}");
         assert_eq!(text.matches(": azd not found on PATH").count(), 1, "{text}");
         assert_eq!(err.detail.as_deref(), Some(NO_AZ));
+    }
+
+    #[test]
+    fn a_generic_reason_gives_way_to_the_detail_after_the_link() {
+        let cause = "ManagedIdentityCredential authentication failed. non-transport error occurred which will not be retried\nTo troubleshoot, visit https://aka.ms/x#managed-id: invalid configuration: refusing plain http to localhost: it resolves to 192.0.2.2";
+        assert_eq!(
+            tried(cause),
+            [(
+                "managed identity",
+                "refusing plain http to localhost: it resolves to 192.0.2.2".to_owned()
+            )]
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{CheckCommand, Cli, Command, OutputFormat};
+use crate::cli::{AksCommand, CheckCommand, Cli, Command, OutputFormat};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, Code, Outcome};
 use crate::output::Output;
@@ -76,7 +76,10 @@ async fn run(cli: Cli, out: Output) -> CliResult<Outcome> {
         Command::Tunnel(args) => commands::tunnel::run(&ctx, args).await,
         Command::Proxy(args) => commands::proxy::run(&ctx, args).await,
         Command::Ssh(args) => commands::ssh::run(&ctx, args).await,
-        Command::Aks(args) => commands::aks::run(&ctx, args).await,
+        Command::Aks(args) => match &args.step {
+            Some(AksCommand::Credentials(c)) => commands::credentials::run(&ctx, c).await,
+            None => commands::aks::run(&ctx, args).await,
+        },
         Command::Check(CheckCommand::Aks(args)) => commands::check::run_aks(&ctx, args).await,
         Command::Check(CheckCommand::Tunnel(args)) => commands::check::run_tunnel(&ctx, args).await,
         #[cfg(feature = "emulator")]

@@ -538,6 +538,9 @@ pub fn excerpt(body: &[u8]) -> String {
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
