@@ -345,7 +345,7 @@ fn check_flow(flow: &Flow<'_>) -> CliResult<()> {
     }
     // The user's file is merged by kubectl (or by us, in place): a broken one fails now.
     if let Some(p) = &flow.kubeconfig_path {
-        kubefile::read_user_file(p)?;
+        kubefile::read_user_file(p, "--kubeconfig-path")?;
         if flow.write_in_place {
             kubefile::store()?;
         }

@@ -19,7 +19,7 @@ pub async fn run(ctx: &Context, args: &AksCredentialsArgs) -> CliResult<Outcome>
     let destination = destination(args)?;
     // A broken existing file fails before any Azure call.
     if let Some(path) = &destination {
-        read_existing(path)?;
+        crate::commands::kubefile::read_user_file(path, "--file")?;
     }
     let arm = ctx.arm_client()?;
     let target = AksTargetArgs {
@@ -74,7 +74,7 @@ pub async fn run(ctx: &Context, args: &AksCredentialsArgs) -> CliResult<Outcome>
         return Ok(Outcome::Success);
     };
 
-    let merged = match read_existing(&path)? {
+    let merged = match crate::commands::kubefile::read_user_file(&path, "--file")? {
         Some(mut existing) => {
             let conflicts = existing.conflicts_with(&kc);
             if !conflicts.is_empty() && !args.overwrite_existing {
@@ -132,26 +132,4 @@ fn destination(args: &AksCredentialsArgs) -> CliResult<Option<PathBuf>> {
                 .hint("pass --file FILE, or set KUBECONFIG or HOME"),
         ),
     }
-}
-
-/// The kubeconfig at `path`, `None` when it does not exist or is empty.
-fn read_existing(path: &Path) -> CliResult<Option<Kubeconfig>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(CliError::usage(format!(
-                "cannot read the kubeconfig {}: {e}",
-                path.display()
-            ))
-            .hint("check --file and the file's permissions"));
-        }
-    };
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    Kubeconfig::parse(&text).map(Some).map_err(|e| {
-        CliError::usage(format!("{}: {e}", path.display()))
-            .hint("fix the file, or choose another --file")
-    })
 }

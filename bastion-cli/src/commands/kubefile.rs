@@ -75,7 +75,8 @@ pub fn prepare(fetched: &str, admin: bool, out: &Output) -> CliResult<Kubeconfig
 
 /// The user's kubeconfig at `path` parsed, `None` when it does not exist or is empty (kubectl
 /// accepts both). Checked before any Azure call: kubectl would fail on a broken file anyway.
-pub fn read_user_file(path: &Path) -> CliResult<Option<Kubeconfig>> {
+/// `flag` is the option that named the file, for the hints.
+pub fn read_user_file(path: &Path, flag: &str) -> CliResult<Option<Kubeconfig>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -84,7 +85,7 @@ pub fn read_user_file(path: &Path) -> CliResult<Option<Kubeconfig>> {
                 "cannot read the kubeconfig {}: {e}",
                 path.display()
             ))
-            .hint("check --kubeconfig-path and the file's permissions"));
+            .hint(format!("check {flag} and the file's permissions")));
         }
     };
     if text.trim().is_empty() {
@@ -92,7 +93,7 @@ pub fn read_user_file(path: &Path) -> CliResult<Option<Kubeconfig>> {
     }
     Kubeconfig::parse(&text).map(Some).map_err(|e| {
         CliError::usage(format!("{}: {e}", path.display()))
-            .hint("fix the file, or choose another --kubeconfig-path")
+            .hint(format!("fix the file, or choose another {flag}"))
     })
 }
 
@@ -143,7 +144,7 @@ impl KubeFile {
                 let mut doc = fetched;
                 let record = doc.point_at_tunnel(ClusterSelector::Named(&cluster), port)?;
                 let mut paths = vec![temp.clone()];
-                match read_user_file(user)? {
+                match read_user_file(user, "--kubeconfig-path")? {
                     Some(theirs) => {
                         let shadowed = shadowed_names(&theirs, &doc);
                         if !shadowed.is_empty() {
@@ -494,12 +495,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let user = dir.path().join("config");
         std::fs::write(&user, "clusters: [\n").unwrap();
-        let e = read_user_file(&user).unwrap_err();
+        let e = read_user_file(&user, "--kubeconfig-path").unwrap_err();
         assert_eq!(e.code, Code::Usage);
         std::fs::write(&user, "  \n").unwrap();
-        assert!(read_user_file(&user).unwrap().is_none());
         assert!(
-            read_user_file(&dir.path().join("absent"))
+            read_user_file(&user, "--kubeconfig-path")
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            read_user_file(&dir.path().join("absent"), "--kubeconfig-path")
                 .unwrap()
                 .is_none()
         );
