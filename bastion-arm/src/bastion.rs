@@ -54,8 +54,8 @@ pub struct EndpointPlan {
 pub enum NativeClientError {
     /// Basic SKU.
     #[error(
-        "{REFERENCE_GATE_MESSAGE} Bastion '{bastion}' is Basic SKU, which has no native client support. \
-         Upgrade it: az network bastion update --name {bastion} --resource-group {resource_group} --sku Standard --enable-tunneling true"
+        "{REFERENCE_GATE_MESSAGE} Bastion '{bastion}' is Basic SKU, which has no native client support \
+         — upgrade it: az network bastion update --name {bastion} --resource-group {resource_group} --sku Standard --enable-tunneling true"
     )]
     BasicSku {
         /// Bastion name.
@@ -65,8 +65,8 @@ pub enum NativeClientError {
     },
     /// Standard/Premium with `enableTunneling` false or absent.
     #[error(
-        "{REFERENCE_GATE_MESSAGE} Bastion '{bastion}' is {sku} SKU but native client support (enableTunneling) is off. \
-         Enable it: az network bastion update --name {bastion} --resource-group {resource_group} --enable-tunneling true \
+        "{REFERENCE_GATE_MESSAGE} Bastion '{bastion}' is {sku} SKU but native client support (enableTunneling) is off \
+         — enable it: az network bastion update --name {bastion} --resource-group {resource_group} --enable-tunneling true \
          (or in the Azure portal: the Bastion's Configuration page, 'Native client support')"
     )]
     TunnelingDisabled {
@@ -80,8 +80,8 @@ pub enum NativeClientError {
     /// Developer/QuickConnect used for an AKS cluster.
     #[error(
         "{REFERENCE_GATE_MESSAGE} Bastion '{bastion}' is {sku} SKU, which does not support AKS clusters \
-         (no native client support for clusters and no peered virtual networks). \
-         Use a Standard or Premium Bastion with native client support enabled"
+         (no native client support for clusters and no peered virtual networks) \
+         — use a Standard or Premium Bastion with native client support enabled"
     )]
     DeveloperNotForAks {
         /// Bastion name.
@@ -91,8 +91,8 @@ pub enum NativeClientError {
     },
     /// Developer/QuickConnect tunnel to a port other than 22/3389 without the opt-in.
     #[error(
-        "Bastion '{bastion}' is {sku} SKU, which only tunnels to ports 22 and 3389; port {port} is not supported. \
-         Use a Standard or Premium Bastion with native client support enabled, \
+        "Bastion '{bastion}' is {sku} SKU, which only tunnels to ports 22 and 3389; port {port} is not supported \
+         — use a Standard or Premium Bastion with native client support enabled, \
          or opt in to custom ports explicitly (the service may still refuse them)"
     )]
     DeveloperPortNotAllowed {
@@ -105,8 +105,8 @@ pub enum NativeClientError {
     },
     /// IP connect on a Developer/QuickConnect Bastion.
     #[error(
-        "Bastion '{bastion}' is {sku} SKU, which does not support IP connect. \
-         Target the VM by its resource id, or use a Standard or Premium Bastion with IP connect enabled"
+        "Bastion '{bastion}' is {sku} SKU, which does not support IP connect \
+         — target the VM by its resource id, or use a Standard or Premium Bastion with IP connect enabled"
     )]
     DeveloperIpConnect {
         /// Bastion name.
@@ -116,8 +116,8 @@ pub enum NativeClientError {
     },
     /// IP connect requested but `enableIpConnect` false or absent.
     #[error(
-        "IP connect is not enabled on Bastion '{bastion}' (enableIpConnect is off). \
-         Enable it: az network bastion update --name {bastion} --resource-group {resource_group} --enable-ip-connect true \
+        "IP connect is not enabled on Bastion '{bastion}' (enableIpConnect is off) \
+         — enable it: az network bastion update --name {bastion} --resource-group {resource_group} --enable-ip-connect true \
          (or in the Azure portal: the Bastion's Configuration page, 'IP-based connection'), or target the VM by its resource id"
     )]
     IpConnectDisabled {
@@ -129,7 +129,8 @@ pub enum NativeClientError {
     /// IP connect to a port other than 22/3389 without the opt-in.
     #[error(
         "Custom ports are not allowed. Allowed ports for Tunnel with IP connect is 22, 3389. \
-         Port {port} was requested; opt in to custom ports explicitly (the service may still refuse them)"
+         Port {port} was requested \
+         — use port 22 or 3389, or opt in to custom ports explicitly (the service may still refuse them)"
     )]
     IpConnectPortNotAllowed {
         /// The requested port.
@@ -137,8 +138,8 @@ pub enum NativeClientError {
     },
     /// A SKU this tool does not know (or none at all).
     #[error(
-        "{REFERENCE_GATE_MESSAGE} Bastion '{bastion}' reports SKU '{sku}', which this tool does not know; \
-         use a Standard or Premium Bastion with native client support enabled"
+        "{REFERENCE_GATE_MESSAGE} Bastion '{bastion}' reports SKU '{sku}', which this tool does not know \
+         — use a Standard or Premium Bastion with native client support enabled"
     )]
     UnknownSku {
         /// Bastion name.
@@ -148,8 +149,8 @@ pub enum NativeClientError {
     },
     /// The Bastion has no `dnsName`, so there is no endpoint to connect to.
     #[error(
-        "Bastion '{bastion}' has no dnsName, so its endpoint is unknown (provisioning state: {state}); \
-         wait for provisioning to finish or check the Bastion in the Azure portal"
+        "Bastion '{bastion}' has no dnsName, so its endpoint is unknown (provisioning state: {state}) \
+         — wait for provisioning to finish or check the Bastion in the Azure portal"
     )]
     MissingDnsName {
         /// Bastion name.
@@ -158,10 +159,13 @@ pub enum NativeClientError {
         state: String,
     },
     /// A target port of 0.
-    #[error("port 0 is not a valid target port; use a port from 1 to 65535")]
+    #[error("port 0 is not a valid target port — use a port from 1 to 65535")]
     InvalidPort,
     /// The `dnsName` is not a host name (or `HOST:PORT`) a tunnel can connect to.
-    #[error("Bastion '{bastion}' reports an unusable dnsName: {reason}")]
+    #[error(
+        "Bastion '{bastion}' reports an unusable dnsName: {reason} \
+         — check the Bastion's dnsName and provisioning state in the Azure portal"
+    )]
     InvalidDnsName {
         /// Bastion name.
         bastion: String,

@@ -100,8 +100,9 @@ pub use credential::{Cloud, CredentialKind, build_credential};
 pub use discovery::{Discovery, DiscoveryError, DiscoverySource, discover_bastion};
 pub use error::{ArmError, ServiceError};
 pub use kubeconfig::{
-    ApiServerAccess, ClientCertificate, ClusterSelector, Kubeconfig, KubeconfigError,
-    RewriteRecord, UserCredentials,
+    AKS_AAD_SCOPE, AKS_AAD_SERVER_ID, ApiServerAccess, ClientCertificate, ClusterSelector,
+    EXEC_API_VERSION, ExecPlugin, Kubeconfig, KubeconfigError, KubeloginLogin, RewriteRecord,
+    UserCredentials,
 };
 #[cfg(unix)]
 pub use kubeconfig::{InPlaceEdit, InPlaceStore, Recovery, RestoreAction, Restored, SessionDir};

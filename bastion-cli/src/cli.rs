@@ -131,6 +131,9 @@ pub enum Command {
     Proxy(ProxyArgs),
     /// Open a tunnel to port 22 and run ssh through it; exits with ssh's code.
     Ssh(SshArgs),
+    /// Open a tunnel to port 3389 and start the RDP client on it (xfreerdp, mstsc, macOS's
+    /// Remote Desktop); exits with the client's code. --no-launch: write a .rdp file instead.
+    Rdp(RdpArgs),
     /// Reach an AKS private cluster through a Bastion: checks, credentials, kubeconfig, tunnel,
     /// then a shell or COMMAND with KUBECONFIG set (az aks bastion).
     Aks(AksArgs),
@@ -144,8 +147,39 @@ pub enum Command {
     /// Run the whole AKS flow against a built-in sandbox, step by step with timings.
     #[cfg(feature = "emulator")]
     Demo(DemoArgs),
+    /// Start several named tunnels (VMs, IP connect, AKS clusters) from a TOML file; SIGHUP
+    /// re-reads it.
+    Up(UpArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
+    /// kubectl exec credential plugin for AAD-enabled AKS clusters: prints an ExecCredential
+    /// with a token for the AKS API server from the --auth credential (cached on disk until
+    /// shortly before it expires). `bastion aks` writes it into the kubeconfig for you.
+    KubeToken(KubeTokenArgs),
+}
+
+/// `bastion kube-token`.
+#[derive(Debug, Args)]
+pub struct KubeTokenArgs {
+    /// With `--auth token` (an ARM token, which the AKS API server refuses): read the AKS
+    /// token (audience 6dae42f8-4368-4678-94ff-3960e28e3630) from FILE.
+    #[arg(long, env = "BASTION_KUBE_TOKEN_FILE", value_name = "FILE")]
+    pub server_token_file: Option<PathBuf>,
+
+    /// Neither read nor write the token cache ($XDG_CACHE_HOME/bastion/kube-tokens).
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// `--kube-auth`: how kubectl authenticates to an AAD-enabled cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum KubeAuth {
+    /// `bastion kube-token` with this run's --auth (and its tenant, identity, cloud options).
+    #[default]
+    Bastion,
+    /// kubelogin, with the --login mode matching --auth (cli: azurecli, managed-identity: msi,
+    /// workload-identity: workloadidentity, client-secret: spn).
+    Kubelogin,
 }
 
 /// Which Bastion to use.
@@ -216,6 +250,22 @@ pub struct TunnelArgs {
     #[arg(long, default_value_t = 0)]
     pub port: u16,
 
+    /// The local listener and its connections.
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
+
+    /// End the tunnel this many seconds after it is ready, whatever is open (az's --timeout;
+    /// 0: never). Open connections are closed and every session is deleted; exit code 0.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+}
+
+/// The local listener and its connections: the options `tunnel` and `aks` share (flattened
+/// into both). `proxy`, a single connection on stdin/stdout, takes only `--idle-timeout` and
+/// `--max-frame-size`, as fields of its own.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection options")]
+pub struct ConnectionArgs {
     /// The local address; anything but loopback exposes the tunnel to other machines.
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     pub bind: IpAddr,
@@ -233,9 +283,31 @@ pub struct TunnelArgs {
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 
-    /// Close the tunnel and exit after this many seconds without any open connection.
+    /// Close the tunnel and exit after this many seconds without any open connection (`aks`:
+    /// with --no-shell).
     #[arg(long, value_name = "SECONDS")]
     pub exit_after_idle: Option<u64>,
+
+    /// Keep N Bastion sessions connected ahead of need, so a new connection costs only its data
+    /// round trip (what the target sends first, such as ssh's banner, is kept for it). Each is
+    /// replaced after 60 s unused and deleted on exit; they count against --max-connections
+    /// (a Developer SKU Bastion allows 1) [default: 0, off].
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
+    pub prewarm: usize,
+}
+
+impl Default for ConnectionArgs {
+    /// What the command line gives when none of these options is used.
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            idle_timeout: None,
+            max_frame_size: None,
+            max_connections: None,
+            exit_after_idle: None,
+            prewarm: 0,
+        }
+    }
 }
 
 /// `bastion proxy`.
@@ -249,9 +321,19 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "PORT", default_value_t = 22)]
     pub resource_port: u16,
 
+    /// Close the connection after this many seconds without bytes in either direction.
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
+
     /// Largest WebSocket frame sent to the Bastion, in bytes (default 4096).
     #[arg(long, value_name = "BYTES")]
     pub max_frame_size: Option<usize>,
+
+    /// Accepted as on `tunnel` and `aks`, with nothing more to do: `proxy` is one connection,
+    /// and its session is opened as soon as it starts, before ssh writes anything (the
+    /// target's banner is passed on as soon as it comes).
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
+    pub prewarm: usize,
 }
 
 /// `bastion ssh`.
@@ -265,11 +347,19 @@ pub struct SshArgs {
     #[arg(long, value_name = "PORT", default_value_t = 22)]
     pub resource_port: u16,
 
-    /// The user to log in as.
-    #[arg(short = 'u', long, alias = "username")]
+    /// The user to log in as (`--auth-type AAD`: by default the signed-in user's name, from
+    /// the certificate).
+    #[arg(short = 'u', long = "username", visible_alias = "user")]
     pub user: Option<String>,
 
-    /// A private key file (passed to ssh as -i).
+    /// How to log in, as `az network bastion ssh --auth-type`: `password` (ssh asks for it; no
+    /// keys are offered), `ssh-key` (the key of --ssh-key), `AAD` (an Entra ID certificate from
+    /// `az ssh cert`; needs the Azure CLI, `az login` and its ssh extension) [default: ssh's own
+    /// choice].
+    #[arg(long, value_enum, ignore_case = true, value_name = "TYPE")]
+    pub auth_type: Option<SshAuthType>,
+
+    /// A private key file (passed to ssh as -i; with AAD, the key the certificate is for).
     #[arg(long, value_name = "FILE")]
     pub ssh_key: Option<PathBuf>,
 
@@ -280,6 +370,52 @@ pub struct SshArgs {
     /// Extra arguments for ssh (after `--`): options, then an optional remote command.
     #[arg(last = true, value_name = "SSH_ARGS")]
     pub ssh_args: Vec<String>,
+}
+
+/// `bastion rdp`.
+#[derive(Debug, Args)]
+pub struct RdpArgs {
+    /// The Bastion and the target behind it.
+    #[command(flatten)]
+    pub route: RouteArgs,
+
+    /// The RDP port on the target.
+    #[arg(long, value_name = "PORT", default_value_t = 3389)]
+    pub resource_port: u16,
+
+    /// The local port (0 or absent: a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+
+    /// The user name for the client (FreeRDP's /u:, the .rdp file's `username`).
+    #[arg(short = 'u', long = "username", visible_alias = "user")]
+    pub user: Option<String>,
+
+    /// Start no client: print the port, write a ready-made .rdp file in a private temporary
+    /// directory (removed on exit), and keep the tunnel open until Ctrl-C.
+    #[arg(long)]
+    pub no_launch: bool,
+
+    /// The RDP client to run instead of the platform's (xfreerdp, xfreerdp3 or wlfreerdp on
+    /// PATH; `open` on macOS; mstsc). It gets FreeRDP's arguments: /v:localhost:PORT [/u:USER].
+    #[arg(long, value_name = "PROGRAM", conflicts_with = "no_launch")]
+    pub rdp_command: Option<String>,
+
+    /// Extra arguments for the RDP client (after `--`).
+    #[arg(last = true, value_name = "RDP_ARGS", conflicts_with = "no_launch")]
+    pub rdp_args: Vec<String>,
+}
+
+/// `--auth-type` of `bastion ssh`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SshAuthType {
+    /// Password (or keyboard-interactive) authentication only.
+    Password,
+    /// The private key of --ssh-key.
+    SshKey,
+    /// An Entra ID SSH certificate from `az ssh cert`.
+    #[value(name = "AAD")]
+    Aad,
 }
 
 /// Which AKS cluster and Bastion.
@@ -338,6 +474,21 @@ pub struct AksArgs {
     #[arg(long, default_value_t = 0)]
     pub port: u16,
 
+    /// The local listener and its connections (the kubeconfig points at the --bind address).
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
+
+    /// Name the kubeconfig's context (and its cluster) NAME instead of the cluster's name (an
+    /// admin context is then `NAME-admin`, as with `aks credentials`).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Fetch credentials naming the cluster's public FQDN (a private cluster with one): the
+    /// server stays the tunnel, and kubectl verifies the API server's certificate against the
+    /// public FQDN (tls-server-name) instead of the private one.
+    #[arg(long)]
+    pub public_fqdn: bool,
+
     /// Also give the command or shell the contexts of this kubeconfig: KUBECONFIG lists the
     /// temporary kubeconfig (the tunnel's context, current) first, then FILE, which is only
     /// read, never written.
@@ -355,12 +506,19 @@ pub struct AksArgs {
     #[arg(long, conflicts_with_all = [
         "name", "resource_group", "bastion", "admin", "port", "kubeconfig_path",
         "kubeconfig_out", "skip_checks", "no_probe", "no_shell", "shell", "command",
+        "idle_timeout", "max_frame_size", "max_connections", "exit_after_idle", "prewarm",
+        "context", "public_fqdn",
     ])]
     pub restore_kubeconfig: bool,
 
     /// Write the kubeconfig here and keep it after exit (for GUI tools).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig_out: Option<PathBuf>,
+
+    /// How kubectl gets its tokens for an AAD-enabled cluster: `bastion kube-token` with this
+    /// run's --auth, or kubelogin.
+    #[arg(long, value_enum, env = "BASTION_KUBE_AUTH", default_value_t = KubeAuth::Bastion)]
+    pub kube_auth: KubeAuth,
 
     /// Skip the pre-flight checks (SKU and native client are still required).
     #[arg(long)]
@@ -449,6 +607,11 @@ pub struct AksCredentialsArgs {
     /// The credential format of an AAD cluster's user credentials.
     #[arg(long, value_enum)]
     pub format: Option<CredentialFormat>,
+
+    /// How kubectl gets its tokens for an AAD-enabled cluster (exec format): `bastion
+    /// kube-token` with this run's --auth, or kubelogin.
+    #[arg(long, value_enum, env = "BASTION_KUBE_AUTH", default_value_t = KubeAuth::Bastion)]
+    pub kube_auth: KubeAuth,
 }
 
 /// `bastion check`.
@@ -494,6 +657,60 @@ pub struct DemoArgs {
     /// Use the built-in HTTPS client even when kubectl is on PATH.
     #[arg(long)]
     pub no_kubectl: bool,
+}
+
+/// The file format and signals of `bastion up`, shown by `bastion up --help`.
+const UP_HELP: &str = r#"The file: a [defaults] table (optional) and one [[tunnel]] per tunnel. Keys are the long
+options of `bastion tunnel` and `bastion aks`:
+
+  [defaults]                  # bind, idle-timeout, max-frame-size, max-connections,
+  bind = "127.0.0.1"          # subscription, bastion, resource-group, bastion-endpoint,
+                              # allow-any-port, admin, skip-checks
+  [[tunnel]]
+  name = "web"                # unique; letters, digits, - _ .
+  port = 2201                 # unique; 0: a free one
+  bastion = "/subscriptions/.../bastionHosts/hub"   # or a name with resource-group = "RG"
+  target-resource-id = "/subscriptions/.../virtualMachines/web1"
+  resource-port = 22
+  # also: bind, idle-timeout, max-frame-size, max-connections, subscription,
+  #       bastion-endpoint, allow-any-port
+
+  [[tunnel]]
+  name = "db"
+  port = 2202
+  bastion = "hub"
+  resource-group = "hub-rg"
+  target-ip-address = "10.1.20.110"     # IP connect
+  resource-port = 3389
+
+  [[tunnel]]
+  name = "aks-dev"
+  port = 8443
+  aks = { name = "dev", resource-group = "dev-rg" }   # and subscription = "..."
+  kubeconfig-out = "~/.kube/bastion-dev.yaml"         # relative: from the file's directory
+  # also: bastion (name or id; default: discovered), admin, context, skip-checks
+
+An AKS tunnel's kubeconfig points at the tunnel: kubeconfig-out is written atomically (0600)
+and removed at exit, or, if it existed, edited in place and put back byte for byte at exit;
+without kubeconfig-out it is a temporary file (its path is in the ready line).
+
+Signals: SIGHUP re-reads the file (added tunnels start, removed ones stop and their sessions
+are deleted, changed ones restart, unchanged ones keep their connections; a file that no
+longer reads is reported and the running set kept). SIGINT or SIGTERM close every tunnel,
+delete every session and undo every kubeconfig, then exit 0; a second one exits at once.
+
+Exit codes: 0 after SIGINT/SIGTERM with every session deleted; 2 for a bad file (one line
+naming the file, the tunnel and the key); a tunnel that cannot start at launch stops the
+others and exits with its code (3 not found, 4 pre-flight, 5 auth, 6 tunnel); 130/143 when
+interrupted while starting; 6 if sessions could not be deleted."#;
+
+/// `bastion up`.
+#[derive(Debug, Args)]
+#[command(after_help = UP_HELP)]
+pub struct UpArgs {
+    /// The tunnels file (TOML; see below).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 /// `bastion completions`.

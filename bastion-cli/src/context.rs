@@ -34,6 +34,8 @@ pub struct Context {
     token: Option<Secret>,
     tenant: Option<String>,
     identity_client_id: Option<String>,
+    /// The global options that decide a token, as `bastion kube-token` arguments.
+    plugin_args: Vec<String>,
     transport: OnceLock<HyperTransport>,
     credential: OnceLock<Arc<dyn TokenCredential>>,
 }
@@ -65,7 +67,7 @@ impl Context {
                     ))
                     .hint("bearer tokens are never sent in clear text; use an https URL"));
                 }
-                Cloud::custom(url)
+                custom_cloud(url)
             }
             None => Cloud::from_name(&g.cloud).ok_or_else(|| {
                 CliError::usage(format!("unknown cloud {:?}", g.cloud))
@@ -86,6 +88,7 @@ impl Context {
             .map(|s| parse_resolve(s))
             .collect::<CliResult<Vec<_>>>()?;
         let token = token(g, &out, stdin_is_data)?;
+        let plugin_args = plugin_args(g)?;
         Ok(Self {
             out,
             cloud,
@@ -95,6 +98,7 @@ impl Context {
             token,
             tenant: g.tenant.clone(),
             identity_client_id: g.identity_client_id.clone(),
+            plugin_args,
             transport: OnceLock::new(),
             credential: OnceLock::new(),
         })
@@ -117,8 +121,41 @@ impl Context {
             token: Some(Secret::new(token)),
             tenant: None,
             identity_client_id: None,
+            plugin_args: Vec::new(),
             transport: OnceLock::new(),
             credential: OnceLock::new(),
+        }
+    }
+
+    /// `--auth`.
+    pub fn auth(&self) -> AuthMethod {
+        self.auth
+    }
+
+    /// `--tenant`.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+
+    /// `--identity-client-id`.
+    pub fn identity_client_id(&self) -> Option<&str> {
+        self.identity_client_id.as_deref()
+    }
+
+    /// The global options in effect that decide which token `bastion kube-token` gets, as its
+    /// arguments after `--auth` (`--tenant`, `--identity-client-id`, `--cloud`,
+    /// `--arm-endpoint`, `--ca-file` made absolute, `--resolve`). Never a secret.
+    pub fn plugin_args(&self) -> Vec<String> {
+        self.plugin_args.clone()
+    }
+
+    /// The Entra authority of a custom cloud, when `AZURE_AUTHORITY_HOST` set one.
+    pub fn custom_authority(&self) -> Option<String> {
+        match &self.cloud {
+            Cloud::Custom {
+                authority: Some(a), ..
+            } => Some(a.as_str().trim_end_matches('/').to_owned()),
+            _ => None,
         }
     }
 
@@ -204,6 +241,54 @@ impl Context {
             Arc::new(transport),
         )?)
     }
+}
+
+/// A custom cloud at `arm_endpoint`; its Entra authority is `AZURE_AUTHORITY_HOST` (the Azure
+/// SDKs' variable) when that is an https URL, else the public cloud's.
+fn custom_cloud(arm_endpoint: Url) -> Cloud {
+    let authority = non_empty_env("AZURE_AUTHORITY_HOST")
+        .and_then(|a| Url::parse(a.trim()).ok())
+        .filter(|u| u.scheme() == "https");
+    match authority {
+        Some(authority) => Cloud::Custom {
+            arm_endpoint,
+            scope: Cloud::AzureCloud.scope(),
+            authority: Some(authority),
+        },
+        None => Cloud::custom(arm_endpoint),
+    }
+}
+
+/// See [`Context::plugin_args`].
+fn plugin_args(g: &GlobalOpts) -> CliResult<Vec<String>> {
+    let mut args = Vec::new();
+    let mut push = |flag: &str, value: String| {
+        args.push(flag.to_owned());
+        args.push(value);
+    };
+    if let Some(t) = &g.tenant {
+        push("--tenant", t.clone());
+    }
+    if let Some(c) = &g.identity_client_id {
+        push("--identity-client-id", c.clone());
+    }
+    if !g.cloud.eq_ignore_ascii_case("AzureCloud") {
+        push("--cloud", g.cloud.clone());
+    }
+    if let Some(e) = &g.arm_endpoint {
+        push("--arm-endpoint", e.trim().to_owned());
+    }
+    if let Some(ca) = &g.ca_file {
+        let abs = std::path::absolute(ca).map_err(|e| {
+            CliError::usage(format!("cannot resolve the CA file {}: {e}", ca.display()))
+                .hint("check --ca-file / BASTION_CA_FILE")
+        })?;
+        push("--ca-file", abs.display().to_string());
+    }
+    for r in g.resolve.iter().filter(|r| !r.trim().is_empty()) {
+        push("--resolve", r.trim().to_owned());
+    }
+    Ok(args)
 }
 
 /// The largest token file read: ARM tokens are a few KiB.

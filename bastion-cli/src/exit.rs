@@ -16,7 +16,7 @@ Exit codes:
   4    pre-flight check failed (SKU, native client, IP connect, roles, network)
   5    authentication or authorization failed
   6    tunnel failed (Bastion endpoint, token exchange, WebSocket)
-  N    `ssh`, `aks -- COMMAND` and the `aks` shell exit with the child's own code
+  N    `ssh`, `rdp`, `aks -- COMMAND` and the `aks` shell exit with the child's own code
   129  SIGHUP, 130 SIGINT (Ctrl-C), 143 SIGTERM: interrupted before the tunnel was up
        (nothing is left behind), or by a second signal while the sessions are deleted";
 
@@ -83,12 +83,20 @@ pub struct CliError {
 }
 
 impl CliError {
-    /// An error with `code` and a message.
+    /// An error with `code` and a message. A message that already says what to do after
+    /// ` — ` (the libraries' errors do) is split there into the problem and the hint.
     pub fn new(code: Code, what: impl Into<String>) -> Self {
+        let what = one_line(&what.into());
+        let (what, hint) = match what.split_once(" — ") {
+            Some((problem, fix)) if !problem.trim().is_empty() && !fix.trim().is_empty() => {
+                (problem.trim_end().to_owned(), Some(fix.trim().to_owned()))
+            }
+            _ => (what, None),
+        };
         Self {
             code,
-            what: one_line(&what.into()),
-            hint: None,
+            what,
+            hint,
             guide: Vec::new(),
             detail: None,
         }
@@ -99,9 +107,13 @@ impl CliError {
         Self::new(Code::Usage, what)
     }
 
-    /// Adds what to do.
+    /// Adds what to do (after what the message already said to do, if anything).
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(one_line(&hint.into()));
+        let hint = one_line(&hint.into());
+        self.hint = Some(match self.hint.take() {
+            Some(first) => format!("{first}; {hint}"),
+            None => hint,
+        });
         self
     }
 
@@ -110,6 +122,23 @@ impl CliError {
         self.guide = guide;
         self.detail = Some(detail.to_owned());
         self
+    }
+
+    /// The error as printed: with its own hint, or failing that the general one of its exit
+    /// code, so that every error line says what to do (`error: <what> — <what to do>`).
+    pub fn with_default_hint(self) -> Self {
+        let hint = match self.code {
+            Code::Other => "run again with -v for the details",
+            Code::Usage => "see `bastion --help` for the options",
+            Code::NotFound => "check the names, resource groups and subscription given",
+            Code::Preflight => "`bastion check` shows every check with its fix",
+            Code::Auth => "sign in again (`az login`), and check your roles with `bastion check`",
+            Code::Tunnel => {
+                "run again with -v for the details; `bastion check tunnel` checks the Bastion and your access"
+            }
+            Code::Interrupted(_) => "nothing was left behind",
+        };
+        self.or_hint(hint)
     }
 
     /// Adds what to do unless a hint is already there.
@@ -335,6 +364,7 @@ impl From<bastion_arm::ResourceIdError> for CliError {
 impl From<bastion_arm::KubeconfigError> for CliError {
     fn from(e: bastion_arm::KubeconfigError) -> Self {
         CliError::new(Code::Other, e.to_string())
+            .or_hint("check the kubeconfig (`kubectl config view` shows what kubectl reads in it)")
     }
 }
 
@@ -369,6 +399,50 @@ mod tests {
         for status in [129, 130, 143] {
             assert!(EXIT_CODES_HELP.contains(&status.to_string()), "{status}");
         }
+    }
+
+    #[test]
+    fn a_message_that_says_what_to_do_is_split_and_cli_hints_follow_it() {
+        let e = CliError::usage("port 0 is not valid — use a port from 1 to 65535");
+        assert_eq!(e.what, "port 0 is not valid");
+        assert_eq!(e.hint.as_deref(), Some("use a port from 1 to 65535"));
+        let e = e.hint("pass --resource-port");
+        assert_eq!(
+            e.to_string(),
+            "port 0 is not valid — use a port from 1 to 65535; pass --resource-port"
+        );
+        // Every native-client refusal says what to do.
+        let refusals = [
+            bastion_arm::NativeClientError::InvalidPort,
+            bastion_arm::NativeClientError::IpConnectDisabled {
+                bastion: "b".into(),
+                resource_group: "rg".into(),
+            },
+            bastion_arm::NativeClientError::IpConnectPortNotAllowed { port: 80 },
+        ];
+        for refusal in refusals {
+            let e = CliError::from(refusal);
+            assert!(e.hint.is_some(), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_printed_error_says_what_to_do() {
+        for code in [
+            Code::Other,
+            Code::Usage,
+            Code::NotFound,
+            Code::Preflight,
+            Code::Auth,
+            Code::Tunnel,
+            Code::Interrupted(130),
+        ] {
+            let e = CliError::new(code, "it failed").with_default_hint();
+            assert!(e.hint.as_deref().is_some_and(|h| !h.is_empty()), "{code:?}");
+        }
+        // An error's own hint is kept.
+        let e = CliError::usage("bad").hint("do this").with_default_hint();
+        assert_eq!(e.to_string(), "bad — do this");
     }
 
     #[test]

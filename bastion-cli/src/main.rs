@@ -21,6 +21,14 @@ use crate::context::Context;
 use crate::exit::{CliError, CliResult, Code, Outcome};
 use crate::output::Output;
 
+/// jemalloc, with a background thread that hands freed pages back to the system: with the
+/// system allocator, the memory of a burst of thousands of connections stays resident after
+/// they close (see docs/architecture.md#memory). The binary's choice; the libraries use
+/// whatever allocator their embedder has.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -28,7 +36,8 @@ fn main() -> ExitCode {
     };
     // stdout of `proxy` is the tunnel's payload: never print anything else there.
     let format = match cli.command {
-        Command::Proxy(_) => OutputFormat::Text,
+        // Nor of `kube-token`, whose stdout is kubectl's ExecCredential.
+        Command::Proxy(_) | Command::KubeToken(_) => OutputFormat::Text,
         _ => cli.global.output,
     };
     let out = Output::new(format, cli.global.quiet);
@@ -76,12 +85,15 @@ async fn run(cli: Cli, out: Output) -> CliResult<Outcome> {
         Command::Tunnel(args) => commands::tunnel::run(&ctx, args).await,
         Command::Proxy(args) => commands::proxy::run(&ctx, args).await,
         Command::Ssh(args) => commands::ssh::run(&ctx, args).await,
+        Command::Rdp(args) => commands::rdp::run(&ctx, args).await,
         Command::Aks(args) => match &args.step {
             Some(AksCommand::Credentials(c)) => commands::credentials::run(&ctx, c).await,
             None => commands::aks::run(&ctx, args).await,
         },
         Command::Check(CheckCommand::Aks(args)) => commands::check::run_aks(&ctx, args).await,
         Command::Check(CheckCommand::Tunnel(args)) => commands::check::run_tunnel(&ctx, args).await,
+        Command::Up(args) => commands::up::run(&ctx, args).await,
+        Command::KubeToken(args) => commands::kube_token::run(&ctx, args).await,
         #[cfg(feature = "emulator")]
         Command::Emulate(_) | Command::Demo(_) => Err(CliError::new(
             Code::Other,

@@ -94,6 +94,7 @@ impl Output {
     /// The final error: `error: <what> — <what to do>` on stderr; in JSON mode also an
     /// `error` object on stdout.
     pub fn error(&self, err: &CliError) {
+        let err = &err.clone().with_default_hint();
         if self.is_json() {
             self.json(&json!({
                 "event": "error",

@@ -64,8 +64,13 @@ async fn invalid_resource_id_is_a_usage_error() {
     .await;
     let line = assert_clean_error(&out, 2);
     assert!(line.contains("invalid --target-resource-id"), "{line}");
+    // What is wrong with it, then what a valid one looks like.
     assert!(
-        line.contains("/subscriptions/{sub}/resourceGroups/{rg}/providers/"),
+        line.contains("the providers segment is missing — "),
+        "{line}"
+    );
+    assert!(
+        line.contains("/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Compute/"),
         "{line}"
     );
 }

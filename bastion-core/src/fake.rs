@@ -20,10 +20,18 @@ use crate::websocket::WsOptions;
 use crate::{Error, Result, Secret};
 
 /// What the next WebSocket does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum Ws {
     /// Echo every binary message; answer a Close with a Close.
+    #[default]
     Echo,
+    /// Send [`BANNER`] at once, as sshd does when a client connects, then echo.
+    Banner,
+    /// Send [`FLOOD_BYTES`] at once in 1 KiB messages, message `k` all bytes `k % 251` (as fast
+    /// as the client takes them), then echo.
+    Flood,
+    /// Close with code 1011 at once (the Bastion could not reach the target).
+    CloseAtOnce,
     /// Take the first binary message, then answer with an in-band `HTTP/1.1 400` instead of
     /// frames (as the service's proxy layer does).
     InBand400AfterFirstData,
@@ -51,12 +59,21 @@ pub(crate) struct Record {
     pub(crate) deletes: Vec<(String, String)>,
     /// Per WebSocket opened, the bytes its server received.
     pub(crate) received: Vec<Vec<u8>>,
+    /// Per WebSocket opened, the bytes its server has sent (so far).
+    pub(crate) sent: Vec<usize>,
 }
+
+/// What a [`Ws::Banner`] target sends first.
+pub(crate) const BANNER: &[u8] = b"SSH-2.0-OpenSSH_9.6 fake\r\n";
+/// What a [`Ws::Flood`] target sends first.
+pub(crate) const FLOOD_BYTES: usize = 1 << 20;
 
 /// The fake Bastion. Minted sessions are `auth-N` on node `node-N`.
 #[derive(Default)]
 pub(crate) struct FakeBastion {
     script: Mutex<VecDeque<Ws>>,
+    /// What WebSockets do once the script is used up.
+    then: Ws,
     record: Arc<Mutex<Record>>,
     post_delay: std::time::Duration,
     /// DELETEs still to answer with a 500.
@@ -66,8 +83,14 @@ pub(crate) struct FakeBastion {
 impl FakeBastion {
     /// A Bastion whose WebSockets behave as `script` says, then echo.
     pub(crate) fn scripted(script: impl IntoIterator<Item = Ws>) -> Arc<Self> {
+        Self::scripted_then(script, Ws::Echo)
+    }
+
+    /// A Bastion whose WebSockets behave as `script` says, then as `then`.
+    pub(crate) fn scripted_then(script: impl IntoIterator<Item = Ws>, then: Ws) -> Arc<Self> {
         Arc::new(Self {
             script: Mutex::new(script.into_iter().collect()),
+            then,
             record: Arc::default(),
             post_delay: std::time::Duration::ZERO,
             failing_deletes: Default::default(),
@@ -156,13 +179,14 @@ impl BastionApi for FakeBastion {
         _url: &Url,
         _options: &WsOptions,
     ) -> Result<Transport> {
-        let behaviour = lock(&self.script).pop_front().unwrap_or(Ws::Echo);
+        let behaviour = lock(&self.script).pop_front().unwrap_or(self.then);
         if behaviour == Ws::FailOpen {
             return Err(Error::Handshake("scripted upgrade failure".into()));
         }
         let index = {
             let mut r = self.record();
             r.received.push(Vec::new());
+            r.sent.push(0);
             r.received.len() - 1
         };
         let (client, server) = memory_pair(64);
@@ -175,6 +199,28 @@ impl BastionApi for FakeBastion {
 const IN_BAND_MARKER: &str = "\u{0}in-band 400";
 
 async fn serve(mut server: MemoryTransport, behaviour: Ws, record: Arc<Mutex<Record>>, i: usize) {
+    let first: Vec<bytes::Bytes> = match behaviour {
+        Ws::Banner => vec![bytes::Bytes::from_static(BANNER)],
+        Ws::Flood => (0..FLOOD_BYTES / 1024)
+            .map(|k| bytes::Bytes::from(vec![(k % 251) as u8; 1024]))
+            .collect(),
+        Ws::CloseAtOnce => {
+            let close = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: 1011.into(),
+                reason: "target unreachable".into(),
+            };
+            let _ = server.send(Message::Close(Some(close))).await;
+            return;
+        }
+        _ => Vec::new(),
+    };
+    for chunk in first {
+        let n = chunk.len();
+        if server.send(Message::Binary(chunk)).await.is_err() {
+            return;
+        }
+        lock(&record).sent[i] += n;
+    }
     while let Some(Ok(msg)) = server.next().await {
         match msg {
             Message::Binary(data) => {
@@ -198,9 +244,11 @@ async fn serve(mut server: MemoryTransport, behaviour: Ws, record: Arc<Mutex<Rec
                     }
                     _ => {}
                 }
+                let n = data.len();
                 if server.send(Message::Binary(data)).await.is_err() {
                     return;
                 }
+                lock(&record).sent[i] += n;
             }
             Message::Close(_) => {
                 let _ = server.send(Message::Close(None)).await;

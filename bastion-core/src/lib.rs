@@ -56,7 +56,9 @@
 //!
 //! - [`Tunnel`], [`TunnelConfig`], [`TunnelConnection`]: connect, [`Tunnel::serve`] a
 //!   [`LocalListener`], [`Tunnel::relay`] any stream, [`Tunnel::serve_stdio`] for ssh's
-//!   `ProxyCommand`; [`ConnectionEvent`]s to watch them.
+//!   `ProxyCommand`; [`ConnectionEvent`]s to watch them. [`TunnelConfig::prewarm`] keeps
+//!   sessions connected ahead of need while `serve` runs (what the target sends first is kept
+//!   for the connection that takes one; [`DEFAULT_PREWARM_MAX_AGE`]).
 //! - [`TunnelStream`]: `AsyncRead + AsyncWrite` over any WebSocket-like message transport, the
 //!   adapter the tunnel is built on; [`StreamConfig`] sets its frame size and keepalive.
 //! - [`TokenSource`]: the ARM token cache, shareable between tunnels.
@@ -73,7 +75,12 @@ mod api;
 mod error;
 #[cfg(test)]
 mod fake;
+// The fuzz targets' entry points (fuzz/, issue 9): not a supported API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod listener;
+mod prewarm;
 mod protocol;
 mod proxy;
 mod resolve;
@@ -89,6 +96,7 @@ mod websocket;
 
 pub use error::{Error, Operation, Result};
 pub use listener::LocalListener;
+pub use prewarm::DEFAULT_PREWARM_MAX_AGE;
 pub use protocol::{ARM_SCOPE, Endpoint, EndpointKind, ProtocolError, Target, is_dns_name};
 pub use proxy::ProxySetting;
 pub use retry::RetryPolicy;
@@ -100,7 +108,7 @@ pub use stream::{
 pub use token::{StaticTokenCredential, TokenSource};
 pub use transport::{HttpsClient, HttpsConfig};
 pub use tunnel::{
-    ConnectionEvent, DEFAULT_MAX_SESSIONS, DEFAULT_RESTRICTED_PORTS, RelayStats, ServeSummary,
-    Tunnel, TunnelConfig, TunnelConnection,
+    BastionClient, ConnectionEvent, DEFAULT_MAX_SESSIONS, DEFAULT_RESTRICTED_PORTS, RelayStats,
+    ServeSummary, Tunnel, TunnelConfig, TunnelConnection,
 };
 pub use websocket::{UpgradeConnection, WsOptions};

@@ -16,7 +16,10 @@ use crate::api::BastionApi;
 use crate::protocol::Endpoint;
 use crate::{Error, Result, Secret};
 
-/// At most this many DELETEs run at once when many sessions end together.
+/// At most this many DELETEs run at once when many sessions end together (at shutdown, and
+/// when a burst of connections closes): they reuse pooled keep-alive connections instead of
+/// opening one HTTPS connection each, which costs handshakes and leaves the memory of a
+/// thousand TLS connections behind (docs/architecture.md#memory).
 const DELETE_CONCURRENCY: usize = 16;
 /// A failed DELETE is tried again in the background this many times while the tunnel runs,
 /// after 1, 2, 4, … seconds (at most a minute apart); shutdown tries whatever is left.
@@ -40,6 +43,8 @@ pub(crate) struct Registry {
     /// Cancelled at shutdown: background retries stop and leave the rest to it.
     closing: tokio_util::sync::CancellationToken,
     deleted: AtomicU64,
+    /// [`DELETE_CONCURRENCY`] permits, one per DELETE in flight.
+    deletes_in_flight: tokio::sync::Semaphore,
 }
 
 impl Registry {
@@ -52,6 +57,7 @@ impl Registry {
             tracker: TaskTracker::new(),
             closing: tokio_util::sync::CancellationToken::new(),
             deleted: AtomicU64::new(0),
+            deletes_in_flight: tokio::sync::Semaphore::new(DELETE_CONCURRENCY),
         })
     }
 
@@ -106,6 +112,12 @@ impl Registry {
     /// Deletes session `id` if it is still live. The session leaves the registry only once the
     /// service confirms (200/204/404), so a failed or cancelled DELETE can be tried again.
     async fn delete(&self, id: u64) -> Result<()> {
+        if !self.lock().contains_key(&id) {
+            return Ok(());
+        }
+        // Waiting for a turn is not part of the DELETE's own timeout. The semaphore is never
+        // closed, so acquiring only fails if it were.
+        let _permit = self.deletes_in_flight.acquire().await.ok();
         let Some(live) = self.lock().get(&id).cloned() else {
             return Ok(());
         };
@@ -121,9 +133,19 @@ impl Registry {
         }));
         match outcome {
             Ok(existed) => {
-                if self.lock().remove(&id).is_some() {
+                let mut live_sessions = self.lock();
+                if live_sessions.remove(&id).is_some() {
                     self.deleted.fetch_add(1, Ordering::Relaxed);
                 }
+                // After a burst, give the map's capacity back (only once it is less than a
+                // quarter full, so the rehashing cost stays amortised).
+                if live_sessions.capacity() > 64
+                    && live_sessions.len() < live_sessions.capacity() / 4
+                {
+                    let keep = live_sessions.len() * 2;
+                    live_sessions.shrink_to(keep);
+                }
+                drop(live_sessions);
                 if existed {
                     tracing::debug!(node = %live.node_id, "session deleted");
                 } else {

@@ -342,7 +342,7 @@ fn clone_request(req: &Request<Bytes>) -> Request<Bytes> {
 /// and, for a `101`, the upgraded connection.
 pub(crate) type Upgrade = (Response<Bytes>, Option<hyper::upgrade::Upgraded>);
 
-async fn finish_upgrade(mut resp: Response<hyper::body::Incoming>) -> Result<Upgrade> {
+pub(crate) async fn finish_upgrade(mut resp: Response<hyper::body::Incoming>) -> Result<Upgrade> {
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let upgraded = hyper::upgrade::on(&mut resp).await.map_err(|e| {
             Error::Handshake(format!("the 101 response could not be upgraded: {e}"))

@@ -13,12 +13,13 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use azure_core::credentials::TokenCredential;
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
@@ -26,6 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{BastionApi, HttpsBastion, Transport};
 use crate::listener::LocalListener;
+use crate::prewarm::{DEFAULT_PREWARM_MAX_AGE, Pool};
 use crate::protocol::{self, ARM_SCOPE, Endpoint, EndpointKind, Target};
 use crate::session::{Registry, Session};
 use crate::stream::{CloseInfo, StreamConfig, TunnelStream};
@@ -46,7 +48,7 @@ const DATA_POD_MAX_FAILURES: u32 = 3;
 const UP_BUFFER: usize = 64 * 1024;
 const DOWN_BUFFER: usize = 64 * 1024;
 /// What an idle relay holds per direction.
-const MIN_READ_BUFFER: usize = 4 * 1024;
+const MIN_READ_BUFFER: usize = 1024;
 
 /// Everything a [`Tunnel`] needs besides the credential.
 #[derive(Debug, Clone)]
@@ -84,6 +86,20 @@ pub struct TunnelConfig {
     /// Allow ports other than 22/3389 for the Developer SKU and IP connect (the service may
     /// still refuse them).
     pub allow_any_port: bool,
+    /// Sessions to keep fully connected ahead of need (token exchanged, WebSocket open, the
+    /// target dialled) while [`Tunnel::serve`] runs; 0, the default, mints a session only when
+    /// a connection comes. A new local connection then takes a ready session and costs only
+    /// its data round trip; what the target sent before (an ssh banner) is handed over first,
+    /// and the session is replaced in the background. [`Tunnel::connect`] and
+    /// [`Tunnel::relay`] take one too while `serve` runs. Pre-warmed sessions count against
+    /// [`TunnelConfig::max_concurrent`], so this may not exceed it (at most 1 for the
+    /// Developer SKU). Each is a live Bastion session under the user's identity, deleted on
+    /// replacement and at shutdown.
+    pub prewarm: usize,
+    /// A pre-warmed session not taken within this long is closed, deleted and replaced
+    /// (default [`DEFAULT_PREWARM_MAX_AGE`], 60 s: well under the idle limits of the target and
+    /// the network path, such as sshd's 120 s `LoginGraceTime`).
+    pub prewarm_max_age: Duration,
 }
 
 impl TunnelConfig {
@@ -104,6 +120,8 @@ impl TunnelConfig {
             shutdown_timeout: Duration::from_secs(5),
             delete_timeout: Duration::from_secs(10),
             allow_any_port: false,
+            prewarm: 0,
+            prewarm_max_age: DEFAULT_PREWARM_MAX_AGE,
         }
     }
 
@@ -141,11 +159,41 @@ impl TunnelConfig {
                 "max concurrent connections must be at least 1".into(),
             ));
         }
+        if self.prewarm > 0 {
+            if self.prewarm_max_age.is_zero() {
+                return Err(Error::Config(
+                    "the maximum age of pre-warmed sessions must be more than zero".into(),
+                ));
+            }
+            let cap = self.session_cap();
+            if self.prewarm > cap {
+                let why = match (self.kind, self.max_concurrent) {
+                    (EndpointKind::Developer, None) => " (the Developer SKU allows one)",
+                    _ => "",
+                };
+                return Err(Error::Config(format!(
+                    "{} pre-warmed sessions are more than the {cap} session(s) the tunnel may hold at once{why}: pre-warm at most {cap}",
+                    self.prewarm
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// The most sessions open at once, pre-warmed ones included:
+    /// [`TunnelConfig::max_concurrent`], else [`DEFAULT_MAX_SESSIONS`], or 1 for the Developer
+    /// SKU.
+    pub fn session_cap(&self) -> usize {
+        match (self.max_concurrent, self.kind) {
+            (Some(n), _) => n,
+            (None, EndpointKind::Developer) => 1,
+            (None, _) => DEFAULT_MAX_SESSIONS,
+        }
     }
 }
 
-/// What happened to one tunnelled connection; [`Tunnel::subscribe`] delivers these.
+/// What happened to one tunnelled connection, or to a pre-warmed session;
+/// [`Tunnel::subscribe`] delivers these.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ConnectionEvent {
@@ -171,6 +219,24 @@ pub enum ConnectionEvent {
         /// Why it failed, if it did (with its cause).
         error: Option<String>,
     },
+    /// A pre-warmed session ([`TunnelConfig::prewarm`]) is connected and waiting.
+    Prewarmed {
+        /// Pre-warmed sessions now ready.
+        ready: usize,
+    },
+    /// A pre-warmed session was closed and deleted before use, and is being replaced.
+    PrewarmRetired {
+        /// Why: it reached [`TunnelConfig::prewarm_max_age`], or the Bastion or the target
+        /// ended it.
+        reason: String,
+    },
+    /// Opening a pre-warmed session failed; it is tried again after a pause.
+    PrewarmFailed {
+        /// The error, with its cause.
+        error: String,
+        /// The pause before the next attempt.
+        retry_in: Duration,
+    },
 }
 
 /// Byte counts and duration of one relayed connection.
@@ -195,6 +261,31 @@ pub struct ServeSummary {
     pub undeleted_sessions: usize,
 }
 
+/// A Bastion data-plane client (HTTPS pool, and one connection kept warm per endpoint for the
+/// next WebSocket upgrade) that several tunnels share through [`Tunnel::with_client`]. Cheap to
+/// clone; clones share the pool.
+#[derive(Clone)]
+pub struct BastionClient {
+    api: Arc<dyn BastionApi>,
+}
+
+impl std::fmt::Debug for BastionClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BastionClient").finish_non_exhaustive()
+    }
+}
+
+impl BastionClient {
+    /// A client with these HTTPS settings and WebSocket options (which connection the upgrade
+    /// goes on).
+    pub fn new(http: HttpsConfig, websocket: &WsOptions) -> Result<Self> {
+        let http = HttpsClient::new(http)?;
+        Ok(Self {
+            api: Arc::new(HttpsBastion::new(http, websocket.upgrade_connection)),
+        })
+    }
+}
+
 /// A tunnel to one target through one Bastion. Cheap to clone; clones share sessions,
 /// the token cache and the connection pool.
 #[derive(Clone)]
@@ -214,6 +305,44 @@ struct Inner {
     events: broadcast::Sender<ConnectionEvent>,
     next_id: AtomicU64,
     active: AtomicUsize,
+    /// The pre-warmed sessions, while [`Tunnel::serve`] runs with [`TunnelConfig::prewarm`].
+    prewarm: Mutex<Option<Arc<Pool>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The pool's slots hold only a weak reference: once the last clone of the tunnel is
+        // gone they close and delete their sessions instead of replacing them for ever.
+        if let Some(pool) = self.prewarm.get_mut().unwrap_or_else(|p| p.into_inner()) {
+            pool.cancel();
+        }
+    }
+}
+
+/// A [`Tunnel`] that does not keep it alive (held by the pre-warm pool's slots).
+#[derive(Clone)]
+pub(crate) struct WeakTunnel(Weak<Inner>);
+
+impl WeakTunnel {
+    /// The tunnel, unless every clone of it is gone.
+    pub(crate) fn upgrade(&self) -> Option<Tunnel> {
+        self.0.upgrade().map(|inner| Tunnel { inner })
+    }
+
+    /// Sends `event` to the tunnel's subscribers, if the tunnel is still there.
+    pub(crate) fn emit(&self, event: ConnectionEvent) {
+        if let Some(inner) = self.0.upgrade() {
+            let _ = inner.events.send(event);
+        }
+    }
+}
+
+/// Which admission a new connection has under the session cap.
+enum Admission {
+    /// A pre-warmed session (it carries its own permit).
+    Warm(TunnelConnection),
+    /// A permit for a new session (`None` when there is no cap).
+    Permit(Option<OwnedSemaphorePermit>),
 }
 
 impl std::fmt::Debug for Tunnel {
@@ -240,6 +369,17 @@ impl Tunnel {
         Self::with_api(config, tokens, Arc::new(api))
     }
 
+    /// A tunnel that shares an existing token cache and Bastion client (its connection pool and
+    /// the warm connection kept per endpoint) with other tunnels. The client's HTTPS settings
+    /// apply; `config.http` is not used to build another one.
+    pub fn with_client(
+        config: TunnelConfig,
+        tokens: TokenSource,
+        client: &BastionClient,
+    ) -> Result<Self> {
+        Self::with_api(config, tokens, Arc::clone(&client.api))
+    }
+
     /// A tunnel over any implementation of the Bastion API (the unit tests' fake).
     pub(crate) fn with_api(
         config: TunnelConfig,
@@ -247,11 +387,7 @@ impl Tunnel {
         api: Arc<dyn BastionApi>,
     ) -> Result<Self> {
         config.validate()?;
-        let max = match (config.max_concurrent, config.kind) {
-            (Some(n), _) => Some(n),
-            (None, EndpointKind::Developer) => Some(1),
-            (None, _) => Some(DEFAULT_MAX_SESSIONS),
-        };
+        let max = Some(config.session_cap());
         let (events, _) = broadcast::channel(1024);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -265,6 +401,7 @@ impl Tunnel {
                 events,
                 next_id: AtomicU64::new(1),
                 active: AtomicUsize::new(0),
+                prewarm: Mutex::new(None),
                 config,
             }),
         })
@@ -300,17 +437,63 @@ impl Tunnel {
         self.inner.shutdown.is_cancelled()
     }
 
-    /// Opens one tunnelled connection: token exchange, WebSocket, and a [`TunnelConnection`]
-    /// that DELETEs its session when closed or dropped.
-    pub async fn connect(&self) -> Result<TunnelConnection> {
-        self.connect_with(true).await
+    /// Pre-warmed sessions ready to be taken right now ([`TunnelConfig::prewarm`]).
+    pub fn prewarmed_sessions(&self) -> usize {
+        self.pool().map_or(0, |p| p.ready_count())
     }
 
-    /// [`Tunnel::connect`]; `acquire: false` when the caller already holds a session permit
-    /// ([`Tunnel::serve`] takes one before it accepts).
-    async fn connect_with(&self, acquire: bool) -> Result<TunnelConnection> {
-        let inner = &self.inner;
-        let permit = match inner.limit.as_ref().filter(|_| acquire) {
+    /// The running pre-warm pool, if any.
+    fn pool(&self) -> Option<Arc<Pool>> {
+        let slot = self.inner.prewarm.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().filter(|p| !p.is_stopped()).cloned()
+    }
+
+    /// Starts the pre-warm pool unless it is off or already running; the guard stops it when
+    /// dropped (a `serve` future dropped before its shutdown).
+    fn start_prewarm(&self) -> Option<PoolGuard> {
+        let config = &self.inner.config;
+        if config.prewarm == 0 || self.inner.shutdown.is_cancelled() {
+            return None;
+        }
+        let mut slot = self.inner.prewarm.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_some_and(|p| !p.is_stopped()) {
+            return None;
+        }
+        let pool = Pool::start(
+            WeakTunnel(Arc::downgrade(&self.inner)),
+            config.prewarm,
+            config.prewarm_max_age,
+            self.inner.shutdown.child_token(),
+        );
+        *slot = Some(Arc::clone(&pool));
+        Some(PoolGuard(pool))
+    }
+
+    /// A pre-warmed session if one is ready, else a permit for a new session (waiting for
+    /// whichever comes first while the cap is reached).
+    async fn admit(&self) -> Result<Admission> {
+        loop {
+            let pool = self.pool();
+            if let Some(pool) = &pool
+                && let Some(conn) = pool.take().await
+            {
+                return Ok(Admission::Warm(conn));
+            }
+            let Some(sem) = &self.inner.limit else {
+                return Ok(Admission::Permit(None));
+            };
+            tokio::select! {
+                p = Arc::clone(sem).acquire_owned() => {
+                    return p.map(|p| Admission::Permit(Some(p))).map_err(|_| Error::ShuttingDown);
+                }
+                _ = wait_prewarmed(pool.as_deref()) => {}
+            }
+        }
+    }
+
+    /// A new session, never a pre-warmed one (for the pool itself), under the session cap.
+    pub(crate) async fn connect_fresh(&self) -> Result<TunnelConnection> {
+        let permit = match &self.inner.limit {
             Some(sem) => Some(
                 Arc::clone(sem)
                     .acquire_owned()
@@ -319,6 +502,37 @@ impl Tunnel {
             ),
             None => None,
         };
+        self.open_connection(permit).await
+    }
+
+    /// Opens one tunnelled connection: token exchange, WebSocket, and a [`TunnelConnection`]
+    /// that DELETEs its session when closed or dropped. While [`Tunnel::serve`] keeps sessions
+    /// pre-warmed ([`TunnelConfig::prewarm`]), a ready one is taken instead; its first reads are
+    /// what the target sent before ([`TunnelConnection::is_prewarmed`]).
+    pub async fn connect(&self) -> Result<TunnelConnection> {
+        self.connect_with(true).await
+    }
+
+    /// [`Tunnel::connect`]; `acquire: false` when the caller already holds a session permit
+    /// ([`Tunnel::serve`] takes one before it accepts).
+    async fn connect_with(&self, acquire: bool) -> Result<TunnelConnection> {
+        let permit = if acquire {
+            match self.admit().await? {
+                Admission::Warm(conn) => return Ok(conn),
+                Admission::Permit(permit) => permit,
+            }
+        } else {
+            None
+        };
+        self.open_connection(permit).await
+    }
+
+    /// Opens a new session and its WebSocket, holding `permit` (if any) for its lifetime.
+    async fn open_connection(
+        &self,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<TunnelConnection> {
+        let inner = &self.inner;
         if inner.shutdown.is_cancelled() {
             return Err(Error::ShuttingDown);
         }
@@ -347,6 +561,8 @@ impl Tunnel {
             session: Some(session),
             _permit: permit,
             drain_timeout: inner.config.drain_timeout,
+            pre_attach: Bytes::new(),
+            prewarmed: false,
         })
     }
 
@@ -421,15 +637,20 @@ impl Tunnel {
     where
         L: AsyncRead + AsyncWrite + Unpin,
     {
-        let (stats, result) = self.relay_inner(local, &self.inner.shutdown, true).await;
+        let (stats, result) = self
+            .relay_inner(local, &self.inner.shutdown, true, None)
+            .await;
         result.map(|()| stats)
     }
 
+    /// Relays `local`, over `first` when the caller already took a (pre-warmed) connection.
+    /// `acquire: false` when the caller holds a session permit for it.
     async fn relay_inner<L>(
         &self,
         local: L,
         cancel: &CancellationToken,
         acquire: bool,
+        first: Option<TunnelConnection>,
     ) -> (RelayStats, Result<()>)
     where
         L: AsyncRead + AsyncWrite + Unpin,
@@ -438,10 +659,16 @@ impl Tunnel {
         let mut local = local;
         let mut total = RelayStats::default();
         let mut replay: Option<Vec<u8>> = None;
+        let mut first = first;
+        // A pre-warmed connection carries its own permit: a retry after it needs one.
+        let acquire = acquire || first.is_some();
         loop {
-            let conn = tokio::select! {
-                c = self.connect_with(acquire) => c,
-                _ = cancel.cancelled() => Err(Error::ShuttingDown),
+            let conn = match first.take() {
+                Some(conn) => Ok(conn),
+                None => tokio::select! {
+                    c = self.connect_with(acquire) => c,
+                    _ = cancel.cancelled() => Err(Error::ShuttingDown),
+                },
             };
             let conn = match conn {
                 Ok(c) => c,
@@ -498,6 +725,8 @@ impl Tunnel {
         let failed = Arc::new(AtomicU64::new(0));
         let token = self.inner.shutdown.clone();
         let mut out_of_descriptors = false;
+        let _prewarm = self.start_prewarm();
+        let pool = self.pool();
         tokio::pin!(shutdown);
         loop {
             // The session permit comes first: past the cap, clients wait in the kernel's
@@ -510,9 +739,16 @@ impl Tunnel {
                         Ok(p) => Some(p),
                         Err(_) => break,
                     },
+                    // A ready pre-warmed session holds a permit of its own: the connection
+                    // takes it, so the cap never keeps it from being used.
+                    _ = wait_prewarmed(pool.as_deref()) => None,
                 },
                 None => None,
             };
+            // With pre-warming, the cap is only checked here, not held while waiting to accept:
+            // the pool needs that permit to replace a session that was taken, and the
+            // connection takes a pre-warmed session or a permit once accepted.
+            let permit = permit.filter(|_| pool.is_none());
             let (socket, peer) = tokio::select! {
                 _ = &mut shutdown => break,
                 _ = token.cancelled() => break,
@@ -542,8 +778,7 @@ impl Tunnel {
             let failed = Arc::clone(&failed);
             let cancel = token.child_token();
             tracker.spawn(async move {
-                let _permit = permit;
-                if tunnel.handle(socket, peer, &cancel).await.is_err() {
+                if tunnel.handle(socket, peer, &cancel, permit).await.is_err() {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
             });
@@ -557,11 +792,14 @@ impl Tunnel {
         }
     }
 
+    /// Relays one accepted connection; `permit` is its place under the session cap, unless it
+    /// was accepted because a pre-warmed session was ready.
     async fn handle(
         &self,
         socket: tokio::net::TcpStream,
         peer: SocketAddr,
         cancel: &CancellationToken,
+        permit: Option<OwnedSemaphorePermit>,
     ) -> Result<()> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         tracing::info!(conn = id, %peer, "connection opened");
@@ -569,7 +807,22 @@ impl Tunnel {
             id,
             peer: Some(peer),
         });
-        let (stats, result) = self.relay_inner(socket, cancel, false).await;
+        let warm = match self.pool() {
+            Some(pool) => pool.take().await,
+            None => None,
+        };
+        // A pre-warmed session brings its own permit: the one taken to accept is given back.
+        let permit = permit.filter(|_| warm.is_none());
+        if let Some(conn) = &warm {
+            tracing::debug!(
+                conn = id,
+                pre_attach_bytes = conn.pre_attach.len(),
+                "using a pre-warmed session"
+            );
+        }
+        let acquire = permit.is_none();
+        let (stats, result) = self.relay_inner(socket, cancel, acquire, warm).await;
+        drop(permit);
         match &result {
             Ok(()) => tracing::info!(
                 conn = id,
@@ -623,11 +876,37 @@ impl Tunnel {
                 tracing::warn!("some connections did not finish closing in time");
             }
         }
+        let pool = self
+            .inner
+            .prewarm
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(pool) = pool {
+            pool.stop(deadline).await;
+        }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         self.inner
             .registry
             .delete_all(left.max(Duration::from_millis(500)))
             .await
+    }
+}
+
+/// Stops the pre-warm pool when dropped.
+struct PoolGuard(Arc<Pool>);
+
+impl Drop for PoolGuard {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// Completes once `pool` has a ready session; never without a pool.
+async fn wait_prewarmed(pool: Option<&Pool>) {
+    match pool {
+        Some(pool) => pool.wait_ready().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -643,6 +922,10 @@ pub struct TunnelConnection {
     session: Option<Session>,
     _permit: Option<OwnedSemaphorePermit>,
     drain_timeout: Duration,
+    /// What the target sent before a local connection took this (pre-warmed) session, read
+    /// before the stream.
+    pre_attach: Bytes,
+    prewarmed: bool,
 }
 
 impl std::fmt::Debug for TunnelConnection {
@@ -663,6 +946,17 @@ impl TunnelConnection {
     /// The Close frame the Bastion sent, if any.
     pub fn peer_close(&self) -> Option<&CloseInfo> {
         self.stream.peer_close()
+    }
+
+    /// Whether this connection's session was pre-warmed ([`TunnelConfig::prewarm`]).
+    pub fn is_prewarmed(&self) -> bool {
+        self.prewarmed
+    }
+
+    /// Marks a pre-warmed connection as handed over, with the bytes its target sent meanwhile.
+    pub(crate) fn hand_over(&mut self, pre_attach: Bytes) {
+        self.pre_attach = pre_attach;
+        self.prewarmed = true;
     }
 
     /// Closes cleanly: Close frame, drain the Bastion's last bytes (bounded), DELETE the session.
@@ -694,6 +988,12 @@ impl AsyncRead for TunnelConnection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.pre_attach.is_empty() && buf.remaining() > 0 {
+            let n = self.pre_attach.len().min(buf.remaining());
+            let head = self.pre_attach.split_to(n);
+            buf.put_slice(&head);
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }

@@ -116,7 +116,18 @@ pub(crate) async fn handshake(
     let Some(upgraded) = upgraded else {
         return Err(http_error(Operation::WebSocketUpgrade, &resp));
     };
-    let headers = resp.headers();
+    check_upgrade_response(resp.headers(), &key, options)?;
+    let io = InBandHttpDetector::new(TokioIo::new(upgraded));
+    Ok(WebSocketStream::from_raw_socket(io, Role::Client, Some(ws_config(options))).await)
+}
+
+/// Checks the headers of a `101` answer to an upgrade sent with `key`: what is tolerated and
+/// what is rejected (see docs/protocol.md#handshake-quirks).
+pub(crate) fn check_upgrade_response(
+    headers: &header::HeaderMap,
+    key: &str,
+    options: &WsOptions,
+) -> Result<()> {
     let has_upgrade = headers
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
@@ -152,6 +163,11 @@ pub(crate) async fn handshake(
             tracing::warn!(header = %h, "ignoring an unrequested WebSocket header in the 101");
         }
     }
+    Ok(())
+}
+
+/// The frame codec's settings for a tunnel's WebSocket.
+pub(crate) fn ws_config(options: &WsOptions) -> WebSocketConfig {
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(options.max_incoming_message);
     config.max_frame_size = Some(options.max_incoming_message);
@@ -161,8 +177,7 @@ pub(crate) async fn handshake(
     // flushed, which bounds it to about WRITE_BUFFER plus one batch.
     config.write_buffer_size = WRITE_BUFFER;
     config.max_write_buffer_size = WRITE_BUFFER + 2 * MAX_FRAME_SIZE_LIMIT + (64 << 10);
-    let io = InBandHttpDetector::new(TokioIo::new(upgraded));
-    Ok(WebSocketStream::from_raw_socket(io, Role::Client, Some(config)).await)
+    config
 }
 
 /// Reads through to the inner stream, except that when the very first server bytes are an HTTP
@@ -185,8 +200,9 @@ enum DetectState {
 const STATUS_LINE_MAX: usize = 1024;
 
 /// tungstenite zero-fills its whole read buffer before each read, so all of it is resident for
-/// every connection, idle or not: small, as the TLS layer below reads in its own chunks.
-const READ_BUFFER: usize = 8 * 1024;
+/// every connection, idle or not: small, as the TLS layer below reads in its own chunks. A
+/// larger frame grows the buffer to fit it (see docs/architecture.md#memory).
+const READ_BUFFER: usize = 4 * 1024;
 /// Bytes of frames gathered before they are written to the TLS stream.
 const WRITE_BUFFER: usize = 128 * 1024;
 

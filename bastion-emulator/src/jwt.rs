@@ -37,6 +37,50 @@ pub fn is_arm_audience(aud: &str) -> bool {
     ARM_AUDIENCES.iter().any(|a| a.eq_ignore_ascii_case(aud))
 }
 
+/// The application id of the AKS AAD server (the "Azure Kubernetes Service AAD Server" app):
+/// the audience of the tokens an AAD-enabled cluster's API server accepts (see
+/// docs/arm-and-aks.md#aad-clusters).
+pub const AKS_SERVER_APP_ID: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";
+
+/// The application id of the Azure Kubernetes Service AAD client, which the kubeconfig of an
+/// AAD cluster names as kubelogin's `--client-id`.
+pub const AKS_CLIENT_APP_ID: &str = "80faf920-1908-4b52-b5ef-a8e7bedfc67a";
+
+/// Whether `aud` is the AKS AAD server: its application id, or that id as `api://` or
+/// `spn:` (compared ASCII case-insensitively).
+pub fn is_aks_audience(aud: &str) -> bool {
+    let aud = aud.trim_end_matches('/');
+    let bare = aud
+        .strip_prefix("api://")
+        .or_else(|| aud.strip_prefix("spn:"))
+        .unwrap_or(aud);
+    bare.eq_ignore_ascii_case(AKS_SERVER_APP_ID)
+}
+
+/// The audience a token issued for `scope` carries, as Entra ID sets it: the scope without
+/// `/.default` (an ARM scope `https://management.azure.com/.default` gives
+/// `https://management.azure.com/`, the AKS scope `6dae42f8-…/.default` the bare app id).
+pub fn audience_for_scope(scope: &str) -> String {
+    let resource = scope
+        .trim()
+        .strip_suffix(".default")
+        .unwrap_or(scope.trim());
+    let resource = if resource.ends_with("//") {
+        &resource[..resource.len() - 1]
+    } else {
+        resource
+    };
+    if resource.starts_with("https://") || resource.starts_with("http://") {
+        if resource.ends_with('/') {
+            resource.to_owned()
+        } else {
+            format!("{resource}/")
+        }
+    } else {
+        resource.trim_end_matches('/').to_owned()
+    }
+}
+
 /// The signature part [`mint`] appends. Not a real signature: nothing checks it.
 const FAKE_SIGNATURE: &str = "dGVzdC1zaWduYXR1cmU";
 
@@ -257,6 +301,29 @@ mod tests {
         let c = decode(&format!("h.{payload}.")).unwrap();
         assert_eq!(c.aud, "https://management.core.windows.net/");
         assert_eq!(c.exp, 99);
+    }
+
+    #[test]
+    fn audiences_follow_the_scope() {
+        assert_eq!(
+            audience_for_scope("https://management.azure.com/.default"),
+            "https://management.azure.com/"
+        );
+        assert_eq!(
+            audience_for_scope("https://management.core.windows.net//.default"),
+            "https://management.core.windows.net/"
+        );
+        assert_eq!(
+            audience_for_scope("https://management.azure.com"),
+            "https://management.azure.com/"
+        );
+        let aks = audience_for_scope(&format!("{AKS_SERVER_APP_ID}/.default"));
+        assert_eq!(aks, AKS_SERVER_APP_ID);
+        assert!(is_aks_audience(&aks));
+        assert!(!is_arm_audience(&aks));
+        assert!(is_aks_audience(&format!("api://{AKS_SERVER_APP_ID}")));
+        assert!(!is_aks_audience("https://management.azure.com/"));
+        assert!(!is_aks_audience(AKS_CLIENT_APP_ID));
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub struct KubeApiServerConfig {
     pub host_names: Vec<String>,
     /// Where to listen (loopback, port 0 by default).
     pub bind: SocketAddr,
+    /// An AAD-enabled cluster's tenant: the server then accepts only bearer JWTs for the AKS
+    /// AAD server (`aud` = [`crate::jwt::AKS_SERVER_APP_ID`]) from this tenant, unexpired, and
+    /// nothing else (ARM tokens and static tokens get 401). `None`: static tokens only
+    /// ([`KubeApiServer::accept_token`]).
+    pub aad_tenant: Option<String>,
 }
 
 impl Default for KubeApiServerConfig {
@@ -31,6 +36,7 @@ impl Default for KubeApiServerConfig {
         KubeApiServerConfig {
             host_names: Vec::new(),
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            aad_tenant: None,
         }
     }
 }
@@ -46,10 +52,13 @@ pub struct KubeRequest {
     pub user: Option<String>,
     /// The status answered.
     pub status: u16,
+    /// Why a bearer token was refused (`None` when accepted or absent).
+    pub refused: Option<String>,
 }
 
 #[derive(Debug)]
 struct KubeState {
+    aad_tenant: Option<String>,
     tokens: Mutex<Vec<(String, String)>>,
     log: Mutex<Vec<KubeRequest>>,
 }
@@ -77,6 +86,7 @@ impl KubeApiServer {
         let tls = ca.server_config(&names)?;
         let listener = TcpListener::bind(config.bind).await?;
         let state = Arc::new(KubeState {
+            aad_tenant: config.aad_tenant.clone(),
             tokens: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
         });
@@ -345,18 +355,28 @@ impl KubeState {
     fn serve(&self, req: &Req) -> Resp {
         let path = req.uri().path().trim_end_matches('/').to_owned();
         let query = req.uri().query().unwrap_or("");
-        let user = req
+        let bearer = req
             .headers()
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .and_then(|(_, token)| {
-                lock(&self.tokens)
+            .map(|(_, token)| token.trim().to_owned());
+        let (user, refused) = match (&bearer, &self.aad_tenant) {
+            (None, _) => (None, None),
+            (Some(token), Some(tenant)) => match aad_user(token, tenant) {
+                Ok(user) => (Some(user), None),
+                Err(why) => (None, Some(why)),
+            },
+            (Some(token), None) => {
+                let user = lock(&self.tokens)
                     .iter()
-                    .find(|(t, _)| t == token.trim())
-                    .map(|(_, u)| u.clone())
-            });
+                    .find(|(t, _)| t == token)
+                    .map(|(_, u)| u.clone());
+                let refused = user.is_none().then(|| "unknown token".to_owned());
+                (user, refused)
+            }
+        };
         let response =
             if user.is_none() && !matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
                 status(401, "Unauthorized", "Unauthorized")
@@ -389,9 +409,34 @@ impl KubeState {
                 .unwrap_or_default(),
             user,
             status: response.status().as_u16(),
+            refused,
         });
         response
     }
+}
+
+/// The user of an AAD cluster's bearer token: a JWT whose audience is the AKS AAD server,
+/// from `tenant`, unexpired (signatures are not checked, see [`crate::jwt`]). The error says
+/// why it is refused (an ARM token, say).
+fn aad_user(token: &str, tenant: &str) -> Result<String, String> {
+    let claims = crate::jwt::decode(token)?;
+    if !crate::jwt::is_aks_audience(&claims.aud) {
+        return Err(format!(
+            "audience {} is not the AKS AAD server {}",
+            claims.aud,
+            crate::jwt::AKS_SERVER_APP_ID
+        ));
+    }
+    if !claims.tid.eq_ignore_ascii_case(tenant) {
+        return Err(format!(
+            "tenant {} is not the cluster's {tenant}",
+            claims.tid
+        ));
+    }
+    if !claims.is_unexpired() {
+        return Err("the token has expired".into());
+    }
+    Ok(claims.upn.unwrap_or(claims.oid))
 }
 
 fn route(path: &str, as_table: bool, include: Include) -> Resp {

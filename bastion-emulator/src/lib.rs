@@ -36,6 +36,7 @@ mod arm;
 mod bastion;
 mod ca;
 mod error;
+mod identity;
 mod ids;
 pub mod jwt;
 mod kube;
@@ -47,7 +48,7 @@ mod server;
 pub use arm::{
     ArmEmulator, ArmEmulatorConfig, ClusterAccess, CredentialKind, DEFAULT_ARM_HOST, Fault,
     FaultKind, FixtureError, Fixtures, Principal, RequestRecord, RoleAssignment, Subscription,
-    kubeconfig_for,
+    is_aad_only, kubeconfig_for, kubeconfig_for_format,
 };
 pub use bastion::{
     BastionFixture, CONTROL_SECRET_HEADER, CloseAfter, DEFAULT_DATA_POD_HOST, Emulator,
@@ -57,7 +58,11 @@ pub use bastion::{
 };
 pub use ca::TestCa;
 pub use error::EmulatorError;
-pub use jwt::{TestClaims, is_arm_audience};
+pub use identity::{
+    ClientSecretApp, DEFAULT_LOGIN_HOST, DEFAULT_TOKEN_TTL, FederatedApp, GrantKind,
+    IDENTITY_HEADER, IdentityEmulator, ManagedIdentity, TokenRequest,
+};
+pub use jwt::{AKS_SERVER_APP_ID, TestClaims, is_aks_audience, is_arm_audience};
 pub use kube::{KUBERNETES_VERSION, KubeApiServer, KubeApiServerConfig, KubeRequest};
 pub use sandbox::Sandbox;
 pub use sandbox_vm::SandboxVm;

@@ -6,13 +6,20 @@
 //! | hub `1111…` | `hub-rg` | `hub-vnet` (peered, Connected, with `spoke-vnet`), `hub-bastion` (Standard, tunneling) and its public IP `hub-bastion-pip` (20.1.2.3) |
 //! | hub `1111…` | `lab-rg` | `lab-vnet`; Bastions `basic-bastion` (Basic), `std-notunnel-bastion` (Standard, tunneling off), `dev-bastion` (Developer), `premium-bastion` (Premium, tunneling + IP connect) |
 //! | spoke `2222…` | `spoke-rg` | `spoke-vnet` (peered with `hub-vnet`) |
-//! | spoke `2222…` | `aks-rg` | `myaks` (private, public FQDN on), `pubaks` (public, authorized IP ranges incl. the hub Bastion's IP), `privaks` (private, public FQDN off) |
+//! | spoke `2222…` | `aks-rg` | `myaks` (private, public FQDN on), `pubaks` (public, authorized IP ranges incl. the hub Bastion's IP), `privaks` (private, public FQDN off), `aadaks` (private, AAD only: local accounts disabled, its user credentials are kubelogin's, its API server takes AKS AAD tokens only) |
 //! | spoke `2222…` | `MC_aks-rg_*_eastus` | the private DNS zones of `myaks`/`privaks`, linked to `hub-vnet` and `spoke-vnet` |
 //!
 //! Principals: [`FULL_ACCESS_USER`] (Owner on both subscriptions, the default token) and
 //! [`NO_BASTION_READER`] (AKS Cluster User on `myaks`, Reader on the spoke subscription, nothing
 //! on the hub: it cannot read the Bastion). Every cluster's `id` port 443 is relayed by the
-//! Bastion emulator to the Kubernetes stand-in.
+//! Bastion emulator to the Kubernetes stand-in (`aadaks` to one of its own, in AAD mode).
+//!
+//! The identity emulator ([`Sandbox::identity`]) issues tokens to three more principals, each
+//! Owner on both subscriptions: the managed identity [`MANAGED_IDENTITY_CLIENT_ID`] (and a
+//! system-assigned one), the service principal [`SP_CLIENT_ID`] with the secret
+//! [`SP_CLIENT_SECRET`], and the workload identity [`WORKLOAD_CLIENT_ID`], which trusts the
+//! federated token [`WORKLOAD_FEDERATED_TOKEN`]. [`Sandbox::identity_env`] gives the variables
+//! each `--auth` method reads.
 //!
 //! In the sandbox a Bastion's `dnsName` is `{dns name}:{port}` (the data-plane emulator's port),
 //! because the emulator cannot listen on 443.
@@ -27,6 +34,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::arm::{ArmEmulator, ArmEmulatorConfig, Fixtures};
+use crate::identity::{ClientSecretApp, FederatedApp, IdentityEmulator, ManagedIdentity};
 use crate::kube::{KubeApiServer, KubeApiServerConfig};
 use bastion_arm::{ArmClient, ArmClientConfig, ArmError};
 
@@ -71,6 +79,33 @@ pub const PUBLIC_FQDN: &str = "pubaks-dns-3c1d9f2e.hcp.eastus.azmk8s.io";
 /// `privateFQDN` of `privaks`.
 pub const PRIVATE_ONLY_FQDN: &str =
     "privaks-dns-71b0c3d4.9a8b7c6d-1e2f-4a3b-8c4d-5e6f7a8b9c0d.privatelink.eastus.azmk8s.io";
+/// The AAD-only private cluster (local accounts disabled, kubelogin credentials).
+pub const AAD_CLUSTER: &str = "/subscriptions/22222222-2222-2222-2222-222222222222/resourcegroups/aks-rg/providers/Microsoft.ContainerService/managedClusters/aadaks";
+/// `privateFQDN` of `aadaks`.
+pub const AAD_PRIVATE_FQDN: &str =
+    "aadaks-dns-4f2a9c1e.0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e.privatelink.eastus.azmk8s.io";
+/// `fqdn` of `aadaks`.
+pub const AAD_PUBLIC_FQDN: &str = "aadaks-dns-8e7d6c5b.hcp.eastus.azmk8s.io";
+/// The client id of the sandbox's user-assigned managed identity.
+pub const MANAGED_IDENTITY_CLIENT_ID: &str = "cccccccc-cccc-4ccc-8ccc-cccccccccccc";
+/// The object id of that identity.
+pub const MANAGED_IDENTITY_OID: &str = "cccccccc-0000-4ccc-8ccc-000000000001";
+/// The object id of the system-assigned managed identity.
+pub const SYSTEM_IDENTITY_OID: &str = "cccccccc-0000-4ccc-8ccc-000000000002";
+/// The client id of the sandbox's service principal.
+pub const SP_CLIENT_ID: &str = "dddddddd-dddd-4ddd-8ddd-dddddddddddd";
+/// Its client secret (a test value).
+pub const SP_CLIENT_SECRET: &str = "emulator-sp-secret";
+/// The object id of the service principal.
+pub const SP_OID: &str = "dddddddd-0000-4ddd-8ddd-000000000001";
+/// The client id of the workload identity's application.
+pub const WORKLOAD_CLIENT_ID: &str = "eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee";
+/// The object id of the workload identity.
+pub const WORKLOAD_OID: &str = "eeeeeeee-0000-4eee-8eee-000000000001";
+/// The federated (service-account) token the workload identity's application trusts.
+pub const WORKLOAD_FEDERATED_TOKEN: &str =
+    "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDp3b3JrbG9hZCJ9.c2E";
+
 /// The public IP of the hub Bastion.
 pub const HUB_BASTION_IP: &str = "20.1.2.3";
 
@@ -81,6 +116,8 @@ pub struct Sandbox {
     bastion: Emulator,
     arm: ArmEmulator,
     kube: KubeApiServer,
+    aad_kube: KubeApiServer,
+    identity: IdentityEmulator,
 }
 
 fn subnet(vnet: &str, name: &str, prefix: &str) -> Value {
@@ -154,6 +191,7 @@ fn pip_doc(id: &str, ip: &str) -> Value {
 
 struct ClusterSpec<'a> {
     id: &'a str,
+    aad_only: bool,
     fqdn: Option<&'a str>,
     private_fqdn: Option<&'a str>,
     private: bool,
@@ -184,6 +222,9 @@ fn cluster_doc(spec: &ClusterSpec<'_>) -> Value {
         "disableLocalAccounts": false,
         "networkProfile": { "networkPlugin": "azure", "networkPluginMode": "overlay", "outboundType": "loadBalancer" }
     });
+    if spec.aad_only {
+        props["disableLocalAccounts"] = json!(true);
+    }
     if let Some(f) = spec.fqdn {
         props["fqdn"] = json!(f);
     }
@@ -228,6 +269,8 @@ impl Sandbox {
             PRIVATE_CLUSTER_PUBLIC_FQDN,
             PUBLIC_FQDN,
             PRIVATE_ONLY_FQDN,
+            AAD_PRIVATE_FQDN,
+            AAD_PUBLIC_FQDN,
         ])?;
         let config = |e: crate::FixtureError| EmulatorError::Config(e.to_string());
 
@@ -244,6 +287,38 @@ impl Sandbox {
             },
         )
         .await?;
+        let aad_kube = KubeApiServer::start(
+            &ca,
+            KubeApiServerConfig {
+                host_names: vec![AAD_PRIVATE_FQDN.into(), AAD_PUBLIC_FQDN.into()],
+                aad_tenant: Some(TENANT.into()),
+                ..KubeApiServerConfig::default()
+            },
+        )
+        .await?;
+        let identity = IdentityEmulator::start(&ca).await?;
+        identity.add_managed_identity(ManagedIdentity {
+            tenant: TENANT.into(),
+            client_id: Some(MANAGED_IDENTITY_CLIENT_ID.into()),
+            oid: MANAGED_IDENTITY_OID.into(),
+        });
+        identity.add_managed_identity(ManagedIdentity {
+            tenant: TENANT.into(),
+            client_id: None,
+            oid: SYSTEM_IDENTITY_OID.into(),
+        });
+        identity.add_client_secret_app(ClientSecretApp {
+            tenant: TENANT.into(),
+            client_id: SP_CLIENT_ID.into(),
+            secret: SP_CLIENT_SECRET.into(),
+            oid: SP_OID.into(),
+        });
+        identity.add_federated_app(FederatedApp {
+            tenant: TENANT.into(),
+            client_id: WORKLOAD_CLIENT_ID.into(),
+            assertion: WORKLOAD_FEDERATED_TOKEN.into(),
+            oid: WORKLOAD_OID.into(),
+        });
 
         let hub = BastionFixture::new("Standard", TENANT, "hub-bastion").id(HUB_BASTION);
         let basic = BastionFixture::new("Basic", TENANT, "basic-bastion").id(BASIC_BASTION);
@@ -270,6 +345,8 @@ impl Sandbox {
             bastion_config =
                 bastion_config.with_target(TargetFixture::new(cluster, 443, kube.addr()));
         }
+        bastion_config =
+            bastion_config.with_target(TargetFixture::new(AAD_CLUSTER, 443, aad_kube.addr()));
         let bastion = Emulator::start(bastion_config).await?;
         let port = bastion.local_addr().port();
 
@@ -325,7 +402,18 @@ impl Sandbox {
             bastion_doc(&premium, port, &lab_vnet, Some(&lab_pip("premium-bastion"))),
             pip_doc(&lab_pip("premium-bastion"), "20.1.2.12"),
             cluster_doc(&ClusterSpec {
+                id: AAD_CLUSTER,
+                aad_only: true,
+                fqdn: Some(AAD_PUBLIC_FQDN),
+                private_fqdn: Some(AAD_PRIVATE_FQDN),
+                private: true,
+                public_fqdn: true,
+                authorized: &[],
+                subnet: format!("{SPOKE_VNET}/subnets/aks-nodes"),
+            }),
+            cluster_doc(&ClusterSpec {
                 id: PRIVATE_CLUSTER,
+                aad_only: false,
                 fqdn: Some(PRIVATE_CLUSTER_PUBLIC_FQDN),
                 private_fqdn: Some(PRIVATE_FQDN),
                 private: true,
@@ -335,6 +423,7 @@ impl Sandbox {
             }),
             cluster_doc(&ClusterSpec {
                 id: PUBLIC_CLUSTER,
+                aad_only: false,
                 fqdn: Some(PUBLIC_FQDN),
                 private_fqdn: None,
                 private: false,
@@ -344,6 +433,7 @@ impl Sandbox {
             }),
             cluster_doc(&ClusterSpec {
                 id: PRIVATE_CLUSTER_NO_PUBLIC_FQDN,
+                aad_only: false,
                 fqdn: None,
                 private_fqdn: Some(PRIVATE_ONLY_FQDN),
                 private: true,
@@ -359,10 +449,11 @@ impl Sandbox {
                 PRIVATE_CLUSTER_NO_PUBLIC_FQDN,
                 PRIVATE_ONLY_FQDN,
             ))
+            .chain(dns_zone_docs(AAD_CLUSTER, AAD_PRIVATE_FQDN))
         {
             f.resource(doc).map_err(config)?;
         }
-        for name in ["myaks", "pubaks", "privaks"] {
+        for name in ["myaks", "pubaks", "privaks", "aadaks"] {
             f.resource_group(SPOKE_SUBSCRIPTION, &format!("MC_aks-rg_{name}_eastus"))
                 .map_err(config)?;
         }
@@ -379,6 +470,18 @@ impl Sandbox {
             "Reader",
         )
         .map_err(config)?;
+        for oid in [
+            MANAGED_IDENTITY_OID,
+            SYSTEM_IDENTITY_OID,
+            SP_OID,
+            WORKLOAD_OID,
+        ] {
+            f.principal(oid, TENANT, None);
+            for sub in [HUB_SUBSCRIPTION, SPOKE_SUBSCRIPTION] {
+                f.assign_role(oid, &format!("/subscriptions/{sub}"), "Owner")
+                    .map_err(config)?;
+            }
+        }
         f.assign_role(
             NO_BASTION_READER,
             PRIVATE_CLUSTER,
@@ -398,6 +501,8 @@ impl Sandbox {
             bastion,
             arm,
             kube,
+            aad_kube,
+            identity,
         })
     }
 
@@ -429,6 +534,10 @@ impl Sandbox {
         ] {
             out.push((name.to_owned(), self.kube_addr().ip()));
         }
+        for name in [AAD_PRIVATE_FQDN, AAD_PUBLIC_FQDN] {
+            out.push((name.to_owned(), self.aad_kube.addr().ip()));
+        }
+        out.extend(self.identity.resolve());
         let mut seen = Vec::new();
         out.retain(|(n, _)| {
             let key = n.to_ascii_lowercase();
@@ -485,6 +594,66 @@ impl Sandbox {
     /// The Kubernetes API stand-in.
     pub fn kube(&self) -> &KubeApiServer {
         &self.kube
+    }
+
+    /// The AAD cluster's Kubernetes stand-in (AKS AAD tokens only).
+    pub fn aad_kube(&self) -> &KubeApiServer {
+        &self.aad_kube
+    }
+
+    /// The token issuer (Entra ID and the managed-identity endpoint).
+    pub fn identity(&self) -> &IdentityEmulator {
+        &self.identity
+    }
+
+    /// The environment variables `--auth METHOD` reads to get tokens from the identity
+    /// emulator (`managed-identity`, `client-secret`, `workload-identity`), with
+    /// `AZURE_AUTHORITY_HOST` (the authority of the emulated cloud). `federated_token_file`
+    /// is where the caller wrote [`WORKLOAD_FEDERATED_TOKEN`] (workload identity only).
+    pub fn identity_env(
+        &self,
+        method: &str,
+        federated_token_file: Option<&std::path::Path>,
+    ) -> Vec<(String, String)> {
+        let mut env = vec![(
+            "AZURE_AUTHORITY_HOST".to_owned(),
+            self.identity
+                .authority()
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+        )];
+        let pairs: &[(&str, &str)] = match method {
+            "managed-identity" => &[("IDENTITY_HEADER", crate::identity::IDENTITY_HEADER)],
+            "client-secret" => &[
+                ("AZURE_TENANT_ID", TENANT),
+                ("AZURE_CLIENT_ID", SP_CLIENT_ID),
+                ("AZURE_CLIENT_SECRET", SP_CLIENT_SECRET),
+            ],
+            "workload-identity" => &[
+                ("AZURE_TENANT_ID", TENANT),
+                ("AZURE_CLIENT_ID", WORKLOAD_CLIENT_ID),
+            ],
+            _ => &[],
+        };
+        env.extend(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        if method == "managed-identity" {
+            env.push((
+                "IDENTITY_ENDPOINT".to_owned(),
+                self.identity.identity_endpoint(),
+            ));
+        }
+        if let (Some(file), "workload-identity") = (federated_token_file, method) {
+            env.push((
+                "AZURE_FEDERATED_TOKEN_FILE".to_owned(),
+                file.display().to_string(),
+            ));
+        }
+        env
     }
 
     /// Where the Kubernetes stand-in listens (the Bastion relays cluster port 443 here).

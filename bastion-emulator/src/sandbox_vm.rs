@@ -1,4 +1,5 @@
-//! A VM for the sandbox: `vm1` with an echo server on port 22 and a small HTTP server on port 80,
+//! A VM for the sandbox: `vm1` with an echo server on port 22 (and on 3389, standing in for
+//! its RDP server) and a small HTTP server on port 80,
 //! behind its own Standard Bastion (`vm-bastion`, tunneling and IP connect on) and a Developer
 //! one (`vm-dev-bastion`), added to a running [`Sandbox`] so `bastion tunnel` + curl/nc work
 //! against it.
@@ -66,8 +67,13 @@ impl SandboxVm {
             EmulatorConfig::single(fixture.clone())
                 .with_bastion(developer.clone())
                 .data_pod_host("pod-vm.bastion.test")
+                // IP connect reaches the echo server on its own port (with --allow-any-port);
+                // the service's own 22/3389 rule is tested on emulators of their own.
+                .ip_connect_ports(None)
                 .ca(sandbox.ca().clone())
                 .with_target(TargetFixture::new(vm_id(), 22, echo))
+                // `bastion rdp` reaches the VM's "RDP server": the echo server again.
+                .with_target(TargetFixture::new(vm_id(), 3389, echo))
                 .with_target(TargetFixture::new(vm_id(), 80, http)),
         )
         .await?;
@@ -123,6 +129,11 @@ impl SandboxVm {
             echo,
             tasks: vec![echo_task, http_task],
         })
+    }
+
+    /// The VM's Bastion data-plane emulator (its sessions, for tests).
+    pub fn bastion(&self) -> &Emulator {
+        &self.bastion
     }
 
     /// Host-to-address overrides for the VM's Bastion.

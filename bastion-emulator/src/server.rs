@@ -81,13 +81,12 @@ pub(crate) async fn handshake(
     }
 }
 
-/// Serves HTTP/1.1 (keep-alive, upgrades allowed) on `tls` until the connection ends, or until
-/// `stop` fires, when it shuts down gracefully within a short grace period.
-pub(crate) async fn serve_http<S>(
-    tls: TlsStream<TcpStream>,
-    service: S,
-    stop: watch::Receiver<bool>,
-) where
+/// Serves HTTP/1.1 (keep-alive, upgrades allowed) on `tls` (a TLS stream, or plain TCP for
+/// the managed-identity endpoint) until the connection ends, or until `stop` fires, when it
+/// shuts down gracefully within a short grace period.
+pub(crate) async fn serve_http<IO, S>(tls: IO, service: S, stop: watch::Receiver<bool>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::HttpService<Incoming> + Send,
     S::Future: Send,
     S::ResBody: Send + 'static,
@@ -144,7 +143,52 @@ impl std::fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
+/// Reads a request's body (bounded) and hands the whole request to `handler`.
+fn handler_service<H: Handler>(
+    handler: Arc<H>,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    http::Request<Incoming>,
+    Response = Resp,
+    Error = Dropped,
+    Future = impl Future<Output = Result<Resp, Dropped>> + Send,
+> + Send {
+    hyper::service::service_fn(move |req: http::Request<Incoming>| {
+        let handler = handler.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => return Err(Dropped),
+            };
+            handler
+                .handle(http::Request::from_parts(parts, body), peer)
+                .await
+                .ok_or(Dropped)
+        }
+    })
+}
+
 impl TlsServer {
+    /// Serves `handler` over plain HTTP on `listener`: only for an endpoint that is plain
+    /// http in Azure too (the managed-identity endpoint on the machine itself).
+    pub(crate) fn spawn_plain<H: Handler>(
+        listener: TcpListener,
+        handler: Arc<H>,
+    ) -> std::io::Result<TlsServer> {
+        let addr = listener.local_addr()?;
+        let (shutdown, stop) = watch::channel(false);
+        let accept = tokio::spawn(accept_loop(listener, stop.clone(), move |tcp, peer| {
+            let service = handler_service(handler.clone(), peer);
+            tokio::spawn(serve_http(tcp, service, stop.clone()));
+        }));
+        Ok(TlsServer {
+            addr,
+            shutdown,
+            accept,
+        })
+    }
+
     /// Serves `handler` over TLS on `listener`.
     pub(crate) fn spawn<H: Handler>(
         listener: TcpListener,

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -396,6 +398,48 @@ async fn in_band_http_400_after_upgrade() {
 }
 
 #[tokio::test]
+async fn in_band_http_400_after_client_bytes_counts_what_came_first() {
+    let s = setup_with_faults(Faults {
+        in_band_http_after_upgrade: true,
+        in_band_after_client_bytes: Some(2500),
+        ..Faults::default()
+    })
+    .await;
+    let (up, _) = s.mint_then_upgrade().await;
+    let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Client, None).await;
+    // Three frames of 1000 bytes: the page comes once 2500 have arrived, that is after the
+    // third (the count is of whole frames received).
+    for _ in 0..3 {
+        ws.send(Message::Binary(Bytes::from(vec![7u8; 1000])))
+            .await
+            .unwrap();
+    }
+    // The client's WebSocket reads the page as a broken frame.
+    let end = tokio::time::timeout(T, ws.next()).await.unwrap();
+    assert!(!matches!(end, Some(Ok(Message::Binary(_)))), "{end:?}");
+    let sessions = s.emu.sessions();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].bytes_before_in_band, Some(3000));
+    assert_eq!(sessions[0].bytes_up_before_first_down, None);
+}
+
+#[tokio::test]
+async fn in_band_http_400_at_once_counts_nothing_received() {
+    let s = setup_with_faults(Faults {
+        in_band_http_after_upgrade: true,
+        ..Faults::default()
+    })
+    .await;
+    let (up, _) = s.mint_then_upgrade().await;
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(T, TokioIo::new(up).read_to_end(&mut raw))
+        .await
+        .unwrap();
+    assert!(raw.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
+    assert_eq!(s.emu.sessions()[0].bytes_before_in_band, Some(0));
+}
+
+#[tokio::test]
 async fn unreachable_target_closes_1011_after_101() {
     let free = unused_addr().await;
     let s = setup_with(|c| c.target(vm_resource_id("down"), 22, free)).await;
@@ -684,38 +728,42 @@ async fn close_after_bytes_and_server_pings() {
 async fn stalled_target_backpressures_the_client() {
     let (addr, stalled) = spawn_stalled_target().await.unwrap();
     let s = setup_with(|c| c.target(vm_resource_id("slow"), 22, addr)).await;
-    let mut ws = s.mint_then_websocket(&vm_resource_id("slow")).await;
+    let ws = s.mint_then_websocket(&vm_resource_id("slow")).await;
     assert!(stalled.wait_for_connections(1, T).await);
-    let frame = Bytes::from(vec![0u8; 4096]);
-    // Send until one send stalls; bounded, so a relay that never pushes back fails the test.
-    let mut sent = 0usize;
-    let blocked = loop {
-        if sent >= 32 * 1024 * 1024 {
-            break false;
-        }
-        match tokio::time::timeout(
-            Duration::from_millis(200),
-            ws.send(Message::Binary(frame.clone())),
-        )
-        .await
-        {
-            Ok(r) => {
-                r.unwrap();
-                sent += frame.len();
+    // The client offers far more than any buffer on the way holds: 64 MiB.
+    const OFFERED: usize = 64 * 1024 * 1024;
+    let sent = Arc::new(AtomicUsize::new(0));
+    let sender = tokio::spawn({
+        let sent = Arc::clone(&sent);
+        async move {
+            let mut ws = ws;
+            let frame = Bytes::from(vec![0u8; 64 * 1024]);
+            while sent.load(Ordering::SeqCst) < OFFERED {
+                if ws.send(Message::Binary(frame.clone())).await.is_err() {
+                    break;
+                }
+                sent.fetch_add(frame.len(), Ordering::SeqCst);
             }
-            Err(_) => break true,
+            ws
         }
-    };
+    });
+    // The event that shows the push-back, not a timing: the relay's reader found its queue
+    // toward the target full and waits for the target (which never reads). A relay that
+    // buffered without bound would never get there (the hang guard fails the test).
     assert!(
-        blocked,
-        "the client was never slowed down: {sent} bytes sent"
+        s.emu.wait_until(|st| st.up_queue_full_waits >= 1, T).await,
+        "the relay never pushed back: {:?}",
+        s.emu.stats()
     );
-    // Far less than what an unbounded relay would have swallowed.
+    // While it waits it reads nothing more: what it took is bounded, and the client could not
+    // hand over everything it offered.
+    let taken = s.emu.stats().bytes_up;
+    assert!(taken < 16 * 1024 * 1024, "{taken}");
     assert!(
-        s.emu.stats().bytes_up < 16 * 1024 * 1024,
-        "{}",
-        s.emu.stats().bytes_up
+        !sender.is_finished() && sent.load(Ordering::SeqCst) < OFFERED,
+        "the client sent everything: nothing pushed back"
     );
+    sender.abort();
 }
 
 #[tokio::test]

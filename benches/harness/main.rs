@@ -6,13 +6,17 @@
 //! - Setup: connect to first echoed byte, p50/p99, at 0 ms and at an added RTT (a delaying
 //!   relay in front of the emulator's Bastion port, and in front of the echo target for direct).
 //! - CPU: seconds per GiB of the tunnel process and of the emulator process.
-//! - Memory: VmRSS of the tunnel process per idle connection, and after they close.
+//! - Memory: VmRSS of the tunnel process (and, apart, of the emulator) per idle connection, a
+//!   hold at the largest count (every connection must still echo, none may fail), what is
+//!   given back after they close, and no session left on the emulator (see `memory`).
 //!
 //! Run it through `scripts/bench.sh` (builds release, raises the open-files limit). `--help`
 //! lists the options.
 
+mod memory;
 mod net;
 mod procs;
+mod setup_prewarm;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -72,7 +76,13 @@ Options:
   --parallel LIST      parallel connection counts (default 1,10,100)
   --setup-count N      sequential connections per setup series (default 300; quick 200)
   --rtt-ms N           the added round-trip time of the setup relay (default 20)
+  --prewarm N          also measure setup with `bastion tunnel --prewarm N` (default 4; 0: not)
   --mem-counts LIST    open idle connections to measure at (default 1000,10000; quick 1000,2000)
+  --connections N      the most idle connections: measure at 1000 and N (sets --mem-counts)
+  --hold SECONDS       keep the most connections open this long, then check each still echoes
+                       (default 60; quick 0)
+  --settle SECONDS     after closing, wait up to this long for the memory to come back
+                       (default 30)
   --only LIST          phases to run: bulk,setup,memory (default all)
   --target-port N      the harness's target port on 127.0.0.1, reached through IP connect
                        (default 3389: the emulator's IP connect allows only 22 and 3389)
@@ -90,7 +100,10 @@ struct Opts {
     parallel: Vec<usize>,
     setup_count: usize,
     rtt: Duration,
+    prewarm: usize,
     mem_counts: Vec<usize>,
+    hold: Duration,
+    settle: Duration,
     phases: Vec<String>,
     target_port: u16,
 }
@@ -118,7 +131,8 @@ fn parse_opts() -> Result<Option<Opts>, Error> {
             "-h" | "--help" => return Ok(None),
             "--quick" => quick = true,
             "--out" | "--logs" | "--bastion" | "--bulk-mib" | "--parallel" | "--setup-count"
-            | "--rtt-ms" | "--mem-counts" | "--only" | "--target-port" => {
+            | "--rtt-ms" | "--mem-counts" | "--only" | "--target-port" | "--connections"
+            | "--hold" | "--settle" | "--prewarm" => {
                 let v = args
                     .get(i + 1)
                     .ok_or_else(|| Error::new(format!("{a} needs a value")))?;
@@ -166,18 +180,27 @@ fn parse_opts() -> Result<Option<Opts>, Error> {
         )?,
         setup_count: num("--setup-count", if quick { 200 } else { 300 })?.max(2) as usize,
         rtt: Duration::from_millis(num("--rtt-ms", 20)?),
+        prewarm: num("--prewarm", 4)? as usize,
         mem_counts: {
-            let mut v = list(
-                kv.get("--mem-counts").map_or(
-                    if quick { "1000,2000" } else { "1000,10000" },
-                    String::as_str,
-                ),
-                "--mem-counts",
-            )?;
+            let mut v = match kv.get("--connections") {
+                Some(n) => {
+                    let n = list(n, "--connections")?.into_iter().max().unwrap_or(1);
+                    vec![n.min(1000), n]
+                }
+                None => list(
+                    kv.get("--mem-counts").map_or(
+                        if quick { "1000,2000" } else { "1000,10000" },
+                        String::as_str,
+                    ),
+                    "--mem-counts",
+                )?,
+            };
             v.sort_unstable();
             v.dedup();
             v
         },
+        hold: Duration::from_secs(num("--hold", if quick { 0 } else { 60 })?),
+        settle: Duration::from_secs(num("--settle", 30)?),
         target_port: u16::try_from(num("--target-port", 3389)?)
             .map_err(|_| Error::new("--target-port: not a port"))?,
         phases: kv
@@ -311,6 +334,15 @@ async fn run(opts: &Opts) -> Result<bool, Error> {
         .map_err(|e| Error::new(format!("{}: {e}", opts.logs.display())))?;
     let started = Instant::now();
     let clk_tck = procs::clock_ticks_per_second();
+    // Before any child starts: they inherit the limits (see `memory`).
+    let mut errors: Vec<String> = Vec::new();
+    if opts.phases.iter().any(|p| p == "memory") {
+        let largest = opts.mem_counts.iter().copied().max().unwrap_or(0);
+        let (_, short) = memory::raise_open_files(memory::descriptors_needed(largest));
+        if let Some(short) = short {
+            note(format!("memory: {short}"));
+        }
+    }
     // The emulator's IP connect allows only ports 22 and 3389 (whatever --allow-any-port
     // says), and dials the literal address: so the harness's target listens on 127.0.0.1:3389.
     let target = net::spawn_target(opts.target_port).await.map_err(|e| {
@@ -332,7 +364,6 @@ async fn run(opts: &Opts) -> Result<bool, Error> {
         "emulator pid {}; VM echo server on 127.0.0.1:{}; harness target (sink/source/echo) on 127.0.0.1:{}",
         ctx.emulator.pid, ctx.env.echo_port, ctx.target.port
     ));
-    let mut errors: Vec<String> = Vec::new();
     let mut results = Results::default();
     let phase = |name: &str| opts.phases.iter().any(|p| p == name);
 
@@ -352,8 +383,13 @@ async fn run(opts: &Opts) -> Result<bool, Error> {
         results.setup = Some(setup);
     }
     if phase("memory") {
-        match memory_phase(&ctx).await {
-            Ok(m) => results.memory = Some(m),
+        match memory::phase(&ctx).await {
+            Ok(m) => {
+                if let Some(f) = m.failure() {
+                    errors.push(format!("memory: {f}"));
+                }
+                results.memory = Some(m);
+            }
             Err(e) => errors.push(format!("memory: {e}")),
         }
     }
@@ -376,6 +412,7 @@ async fn run(opts: &Opts) -> Result<bool, Error> {
         "setup_count": opts.setup_count,
         "rtt_ms": opts.rtt.as_millis() as u64,
         "mem_counts": opts.mem_counts,
+        "hold_seconds": opts.hold.as_secs(),
         "emulator_rss_kib_at_end": emulator_rss_end,
         "wall_seconds": started.elapsed().as_secs_f64(),
         "units": {
@@ -391,7 +428,7 @@ async fn run(opts: &Opts) -> Result<bool, Error> {
         "meta": meta,
         "bulk": results.bulk.as_ref().map(BulkResults::to_json),
         "setup": results.setup.as_ref().map(SetupResults::to_json),
-        "memory": results.memory.as_ref().map(MemoryResults::to_json),
+        "memory": results.memory.as_ref().map(memory::MemoryResults::to_json),
         "errors": errors,
         "table": table,
     });
@@ -661,6 +698,8 @@ impl Stats {
 #[derive(Debug)]
 struct SetupRow {
     rtt_ms: u64,
+    /// `--prewarm N` of the tunnel (0: none).
+    prewarm: usize,
     tunnel: Stats,
     direct: Stats,
 }
@@ -678,6 +717,7 @@ impl SetupResults {
             "target": "the sandbox VM's echo server (vm1 port 22)",
             "rows": self.rows.iter().map(|r| json!({
                 "rtt_ms": r.rtt_ms,
+                "prewarm": r.prewarm,
                 "tunnel": r.tunnel.to_json(),
                 "direct": r.direct.to_json(),
                 "ratio_p50": r.tunnel.p50 / r.direct.p50,
@@ -728,13 +768,21 @@ async fn setup_phase(ctx: &Ctx, out: &mut SetupResults) -> Result<(), Error> {
     let r0 = async {
         Ok::<_, Error>(SetupRow {
             rtt_ms: 0,
+            prewarm: 0,
             tunnel: setup_series(t0.port, n, "tunnel 0 ms").await?,
             direct: setup_series(echo, n, "direct 0 ms").await?,
         })
     }
     .await;
     t0.stop().await;
-    out.rows.push(r0?);
+    let r0 = r0?;
+    if ctx.opts.prewarm > 0 {
+        let row = setup_prewarm::row(ctx, 0, &[], &args, &r0.direct).await;
+        out.rows.push(r0);
+        out.rows.push(row?);
+    } else {
+        out.rows.push(r0);
+    }
 
     // RTT: a delaying relay in front of the emulator's Bastion port, and the tunnel pointed at
     // it directly (`--bastion-endpoint HOST:RELAY --resolve HOST=127.0.0.1`).
@@ -766,149 +814,23 @@ async fn setup_phase(ctx: &Ctx, out: &mut SetupResults) -> Result<(), Error> {
         let r = async {
             Ok::<_, Error>(SetupRow {
                 rtt_ms: ms,
+                prewarm: 0,
                 tunnel: setup_series(t.port, n, &format!("tunnel {ms} ms")).await?,
                 direct: setup_series(echo_relay.port, n, &format!("direct {ms} ms")).await?,
             })
         }
         .await;
         t.stop().await;
-        out.rows.push(r?);
+        let r = r?;
+        if ctx.opts.prewarm > 0 {
+            let row = setup_prewarm::row(ctx, ms, &global, &args, &r.direct).await;
+            out.rows.push(r);
+            out.rows.push(row?);
+        } else {
+            out.rows.push(r);
+        }
     }
     Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Memory
-
-#[derive(Debug)]
-struct MemPoint {
-    wanted: usize,
-    open: usize,
-    rss_kib: u64,
-    emulator_rss_kib: Option<u64>,
-}
-
-#[derive(Debug, Default)]
-struct MemoryResults {
-    baseline_kib: u64,
-    points: Vec<MemPoint>,
-    after_close_kib: u64,
-    all_closed: bool,
-    limit: Option<String>,
-    open_seconds: f64,
-}
-
-impl MemoryResults {
-    fn per_conn(&self, p: &MemPoint) -> f64 {
-        p.rss_kib.saturating_sub(self.baseline_kib) as f64 / p.open.max(1) as f64
-    }
-
-    fn to_json(&self) -> Value {
-        json!({
-            "target": "the harness's target in echo mode through IP connect; one byte echoed on each connection",
-            "baseline_rss_kib": self.baseline_kib,
-            "points": self.points.iter().map(|p| json!({
-                "wanted": p.wanted,
-                "open": p.open,
-                "rss_kib": p.rss_kib,
-                "per_connection_kib": self.per_conn(p),
-                "emulator_rss_kib": p.emulator_rss_kib,
-            })).collect::<Vec<_>>(),
-            "after_close_rss_kib": self.after_close_kib,
-            "all_closed_before_reading": self.all_closed,
-            "open_limit_reached": self.limit,
-            "seconds_opening": self.open_seconds,
-        })
-    }
-}
-
-async fn memory_phase(ctx: &Ctx) -> Result<MemoryResults, Error> {
-    let mut args = ctx.ip_connect_args();
-    // Every idle connection is to hold a session: lift the default session cap.
-    args.extend(["--max-connections".to_owned(), "100000".to_owned()]);
-    let tunnel = ctx.tunnel("memory", &[], &args).await?;
-    let r = memory_measure(ctx, &tunnel).await;
-    tunnel.stop().await;
-    r
-}
-
-async fn memory_measure(ctx: &Ctx, tunnel: &TunnelProc) -> Result<MemoryResults, Error> {
-    let limit = Duration::from_secs(15);
-    // Warm-up: one connection, closed.
-    drop(net::echo_once(tunnel.port, limit).await?);
-    tunnel.wait_all_closed(Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut out = MemoryResults {
-        baseline_kib: tunnel.proc.rss_kib()?,
-        ..MemoryResults::default()
-    };
-    let budget = if ctx.opts.quick {
-        Duration::from_secs(60)
-    } else {
-        Duration::from_secs(180)
-    };
-    let started = Instant::now();
-    let deadline = started + budget;
-    let mut conns = Vec::new();
-    let mut failure: Option<String> = None;
-    for &wanted in &ctx.opts.mem_counts {
-        note(format!("memory: opening up to {wanted} idle connections"));
-        let mut inflight = JoinSet::new();
-        loop {
-            while failure.is_none()
-                && inflight.len() < 64
-                && conns.len() + inflight.len() < wanted
-                && Instant::now() < deadline
-            {
-                inflight.spawn(net::echo_once(tunnel.port, limit));
-            }
-            match inflight.join_next().await {
-                None => break,
-                Some(Ok(Ok(s))) => conns.push(s),
-                Some(Ok(Err(e))) => {
-                    failure.get_or_insert_with(|| e.to_string());
-                }
-                Some(Err(e)) => {
-                    failure.get_or_insert_with(|| e.to_string());
-                }
-            }
-        }
-        if conns.len() < wanted && failure.is_none() {
-            failure = Some(format!("time budget of {} s spent", budget.as_secs()));
-        }
-        // Let the last sessions settle into idle.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        out.points.push(MemPoint {
-            wanted,
-            open: conns.len(),
-            rss_kib: tunnel.proc.rss_kib()?,
-            emulator_rss_kib: ctx.emulator.rss_kib().ok(),
-        });
-        if let Some(f) = &failure {
-            let tunnel_said = tunnel
-                .events
-                .first_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-                .map(|e| format!("; the tunnel reported: {e}"))
-                .unwrap_or_default();
-            let msg = format!(
-                "opened {} of {wanted} connections; first failure: {f}{tunnel_said}",
-                conns.len()
-            );
-            note(format!("memory: {msg}"));
-            out.limit = Some(msg);
-            break;
-        }
-    }
-    out.open_seconds = started.elapsed().as_secs_f64();
-    note(format!("memory: closing {} connections", conns.len()));
-    drop(conns);
-    out.all_closed = tunnel.wait_all_closed(Duration::from_secs(90)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    out.after_close_kib = tunnel.proc.rss_kib()?;
-    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -918,7 +840,7 @@ async fn memory_measure(ctx: &Ctx, tunnel: &TunnelProc) -> Result<MemoryResults,
 struct Results {
     bulk: Option<BulkResults>,
     setup: Option<SetupResults>,
-    memory: Option<MemoryResults>,
+    memory: Option<memory::MemoryResults>,
 }
 
 fn opt(v: Option<f64>, prec: usize) -> String {
@@ -997,18 +919,22 @@ fn render_table(r: &Results, meta: &Value, errors: &[String]) -> String {
         );
         let _ = writeln!(
             t,
-            "(RTT > 0: a relay delays each chunk RTT/2 each way and a new connection's first bytes one RTT more;\n it sits in front of the emulator's Bastion port for the tunnel, in front of the echo server for direct)"
+            "(RTT > 0: a relay delays each chunk RTT/2 each way and a new connection's first bytes one RTT more;\n it sits in front of the emulator's Bastion port for the tunnel, in front of the echo server for direct;\n a prewarm row is `bastion tunnel --prewarm N`, beside the direct series of the row above it)"
         );
         let _ = writeln!(
             t,
-            "{:<8} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}",
+            "{:<18} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}",
             "RTT", "tunnel p50", "tunnel p99", "direct p50", "direct p99", "ratio p50", "ratio p99"
         );
         for x in &s.rows {
             let _ = writeln!(
                 t,
-                "{:<8} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>9.1} {:>9.1}",
-                format!("{} ms", x.rtt_ms),
+                "{:<18} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>9.1} {:>9.1}",
+                if x.prewarm > 0 {
+                    format!("{} ms, prewarm {}", x.rtt_ms, x.prewarm)
+                } else {
+                    format!("{} ms", x.rtt_ms)
+                },
                 x.tunnel.p50,
                 x.tunnel.p99,
                 x.direct.p50,
@@ -1019,43 +945,7 @@ fn render_table(r: &Results, meta: &Value, errors: &[String]) -> String {
         }
     }
     if let Some(m) = &r.memory {
-        let _ = writeln!(
-            t,
-            "\nMemory: bastion tunnel VmRSS with idle connections (baseline {:.1} MiB)",
-            m.baseline_kib as f64 / 1024.0
-        );
-        let _ = writeln!(
-            t,
-            "{:<22} {:>8} {:>10} {:>13} {:>14}",
-            "state", "open", "VmRSS MiB", "KiB per conn", "emulator MiB"
-        );
-        for p in &m.points {
-            let _ = writeln!(
-                t,
-                "{:<22} {:>8} {:>10.1} {:>13.1} {:>14}",
-                format!("{} wanted", p.wanted),
-                p.open,
-                p.rss_kib as f64 / 1024.0,
-                m.per_conn(p),
-                opt(p.emulator_rss_kib.map(|k| k as f64 / 1024.0), 1)
-            );
-        }
-        let _ = writeln!(
-            t,
-            "{:<22} {:>8} {:>10.1} {:>13} {:>14}",
-            if m.all_closed {
-                "after all closed"
-            } else {
-                "after close (timeout)"
-            },
-            0,
-            m.after_close_kib as f64 / 1024.0,
-            "-",
-            "-"
-        );
-        if let Some(l) = &m.limit {
-            let _ = writeln!(t, "note: {l}");
-        }
+        m.render(&mut t);
     }
     for e in errors {
         let _ = writeln!(t, "\nERROR {e}");

@@ -192,6 +192,8 @@ pub struct SandboxEnv {
     pub vm_id: String,
     /// The VM's echo server port on 127.0.0.1 (from the IP-connect command).
     pub echo_port: u16,
+    /// Each Bastion emulator's control API: its stats URL and the secret it requires.
+    pub control: Vec<(String, String)>,
 }
 
 impl SandboxEnv {
@@ -200,7 +202,16 @@ impl SandboxEnv {
         let mut vars = BTreeMap::new();
         let mut ip_cmd = None;
         let mut vm_id = None;
+        let mut control = Vec::new();
         for line in text.lines() {
+            // "# Control API: URL with header X-Emulator-Secret: SECRET"
+            if let Some(rest) = line.strip_prefix("# Control API: ") {
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                if let (Some(url), Some(secret)) = (words.first(), words.last()) {
+                    control.push(((*url).to_owned(), (*secret).to_owned()));
+                }
+                continue;
+            }
             if let Some(rest) = line.strip_prefix("export ") {
                 if let Some((k, v)) = rest.split_once('=') {
                     let v = v.trim().trim_matches('\'').to_owned();
@@ -257,6 +268,7 @@ impl SandboxEnv {
             })?,
             echo_port,
             vars,
+            control,
         })
     }
 }
@@ -351,6 +363,8 @@ pub struct TunnelEvents {
     pub failed: AtomicU64,
     /// `warning` events.
     pub warnings: AtomicU64,
+    /// `prewarmed` events (a pre-warmed session became ready).
+    pub prewarmed: AtomicU64,
     /// The error of the first failed connection.
     pub first_error: std::sync::Mutex<Option<String>>,
 }
@@ -488,6 +502,8 @@ async fn drain_events(
             }
         } else if line.contains("\"event\":\"warning\"") {
             events.warnings.fetch_add(1, Ordering::Relaxed);
+        } else if line.contains("\"event\":\"prewarmed\"") {
+            events.prewarmed.fetch_add(1, Ordering::Relaxed);
         }
     }
     let _ = log.flush();

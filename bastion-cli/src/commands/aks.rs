@@ -8,8 +8,10 @@
 
 use std::ffi::OsStr;
 use std::future::Future;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::time::Duration;
 
 use bastion_arm::model::ManagedCluster;
 use bastion_arm::{
@@ -21,7 +23,7 @@ use serde_json::json;
 use tokio::process::Command;
 use tokio::sync::broadcast;
 
-use crate::cli::{AksArgs, AksTargetArgs};
+use crate::cli::{AksArgs, AksTargetArgs, ConnectionArgs, KubeAuth};
 use crate::commands::cluster::{self, BastionFailure};
 use crate::commands::kubefile::{self, Destination, KubeFile};
 use crate::commands::{check, child, tunnel};
@@ -52,6 +54,12 @@ pub struct Flow<'a> {
     pub cluster: AksTargetArgs,
     /// Local port (0: a free one).
     pub port: u16,
+    /// `--bind`, `--idle-timeout`, `--max-frame-size`, `--max-connections`, `--exit-after-idle`.
+    pub conn: ConnectionArgs,
+    /// `--context`: the name of the kubeconfig's context and cluster.
+    pub context: Option<String>,
+    /// `--public-fqdn`: credentials naming the cluster's public FQDN.
+    pub public_fqdn: bool,
     /// `--kubeconfig-path`.
     pub kubeconfig_path: Option<PathBuf>,
     /// `--write-kubeconfig-in-place`.
@@ -62,6 +70,8 @@ pub struct Flow<'a> {
     pub skip_checks: bool,
     /// `--no-probe`.
     pub no_probe: bool,
+    /// `--kube-auth`: how kubectl authenticates to an AAD cluster.
+    pub kube_auth: KubeAuth,
     /// What to run.
     pub action: Action<'a>,
 }
@@ -78,11 +88,15 @@ impl From<&AksArgs> for Flow<'static> {
         Flow {
             cluster: args.cluster.clone(),
             port: args.port,
+            conn: args.conn.clone(),
+            context: args.context.clone(),
+            public_fqdn: args.public_fqdn,
             kubeconfig_path: args.kubeconfig_path.clone(),
             write_in_place: args.write_kubeconfig_in_place,
             kubeconfig_out: args.kubeconfig_out.clone(),
             skip_checks: args.skip_checks,
             no_probe: args.no_probe,
+            kube_auth: args.kube_auth,
             action,
         }
     }
@@ -146,6 +160,14 @@ async fn prepare(ctx: &Context, flow: &Flow<'_>) -> CliResult<Prepared> {
         },
         cluster.location
     ));
+    // Before any Bastion call: credentials naming a public FQDN need the cluster to have one.
+    if flow.public_fqdn && (cluster.properties.fqdn.is_none() || cluster.public_fqdn_disabled()) {
+        return Err(CliError::usage(format!(
+            "the cluster {} has no public FQDN",
+            cluster.display_name()
+        ))
+        .hint("leave out --public-fqdn (the kubeconfig then names its private FQDN)"));
+    }
 
     let step = out.step("bastion");
     let found = match cluster::find_bastion(&arm, &cluster, flow.cluster.bastion.as_deref()).await {
@@ -196,15 +218,24 @@ async fn prepare(ctx: &Context, flow: &Flow<'_>) -> CliResult<Prepared> {
 
     // Bound once and held from here on: the port in the kubeconfig is the port served.
     let step = out.step("listen");
-    let listener = LocalListener::bind_loopback(flow.port).await?;
+    let listener = tunnel::bind(out, flow.conn.bind, flow.port).await?;
     let port = listener.port();
-    step.done(format!("Listening on localhost:{port}"));
+    step.done(format!(
+        "Listening on {}",
+        host_port(&kubeconfig_host(flow.conn.bind), port)
+    ));
 
     let step = out.step("credentials");
-    let fetched = fetch_kubeconfig(&arm, &cluster, admin, None)
+    let fetched = fetch_kubeconfig(&arm, &cluster, admin, flow.public_fqdn.then_some("public"))
         .await
         .map_err(cluster::credential_error)?;
-    let fetched = kubefile::prepare(&fetched, admin, out)?;
+    let fetched = kubefile::prepare(
+        &fetched,
+        admin,
+        flow.context.as_deref(),
+        Some((ctx, flow.kube_auth)),
+        out,
+    )?;
     step.done(format!(
         "{} credentials of {}",
         if admin { "Admin" } else { "User" },
@@ -261,15 +292,17 @@ pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> C
         (None, None) => Destination::Temporary(temp),
     };
     let step = out.step("kubeconfig");
-    let kubefile = KubeFile::write(destination, fetched, port, out)?;
+    let host = kubeconfig_host(flow.conn.bind);
+    let server = format!("https://{}/", host_port(&host, port));
+    let kubefile = KubeFile::write(destination, fetched, &host, port, out)?;
     if kubefile.env.as_os_str() == kubefile.path.as_os_str() {
         step.done(format!(
-            "Kubeconfig {} points at https://localhost:{port}/",
+            "Kubeconfig {} points at {server}",
             kubefile.path.display()
         ));
     } else {
         step.done(format!(
-            "Kubeconfig {} points at https://localhost:{port}/; KUBECONFIG={} (the tunnel's context first; your file is only read)",
+            "Kubeconfig {} points at {server}; KUBECONFIG={} (the tunnel's context first; your file is only read)",
             kubefile.path.display(),
             kubefile.env.to_string_lossy()
         ));
@@ -280,6 +313,7 @@ pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> C
         flow.action,
         &cluster,
         &plan,
+        &flow.conn,
         listener,
         &kubefile.env,
         &kubefile.path,
@@ -312,6 +346,23 @@ pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> C
 }
 
 fn check_flow(flow: &Flow<'_>) -> CliResult<()> {
+    // The tunnel's options are checked before any Azure call, not once the kubeconfig exists.
+    // With a shell or a command, the child decides when the tunnel ends.
+    if flow.conn.exit_after_idle.is_some() && !matches!(flow.action, Action::Foreground) {
+        return Err(CliError::usage(
+            "--exit-after-idle applies to the tunnel alone, not to a shell or a command",
+        )
+        .hint("add --no-shell (and leave out the command after `--`)"));
+    }
+    if let Some(size) = flow.conn.max_frame_size {
+        let stream = bastion_core::StreamConfig {
+            max_frame_size: size,
+            ..Default::default()
+        };
+        stream
+            .validate()
+            .map_err(|e| CliError::from(e).hint("change --max-frame-size"))?;
+    }
     if let Action::Command(cmd) = &flow.action
         && cmd.first().is_none_or(|c| c.trim().is_empty())
     {
@@ -361,6 +412,7 @@ async fn serve_and_run(
     action: Action<'_>,
     cluster: &ManagedCluster,
     plan: &EndpointPlan,
+    conn: &ConnectionArgs,
     listener: LocalListener,
     kubeconfig: &OsStr,
     kubeconfig_file: &Path,
@@ -370,7 +422,14 @@ async fn serve_and_run(
 ) -> CliResult<(Outcome, usize)> {
     let out = &ctx.out;
     let step = out.step("tunnel");
-    let config = tunnel_config(ctx, cluster, plan)?;
+    let mut config = tunnel_config(ctx, cluster, plan)?;
+    tunnel::apply_options(
+        &mut config,
+        conn.idle_timeout,
+        conn.max_frame_size,
+        conn.max_connections,
+    );
+    tunnel::apply_prewarm(&mut config, conn.prewarm, conn.max_connections)?;
     let tunnel = signals.interruptible(tunnel::start(ctx, config)).await?;
     let port = listener.port();
     let server = tunnel::serve_in_background(&tunnel, listener);
@@ -380,14 +439,20 @@ async fn serve_and_run(
         cluster.display_name(),
         tunnel.config().endpoint
     ));
+    tunnel::announce_prewarm(out, tunnel.config());
 
     let outcome = async {
         if !no_probe {
             signals.interruptible(probe(ctx, &tunnel)).await?;
         }
+        let idle_exit = conn
+            .exit_after_idle
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs);
         run_action(
             ctx,
             action,
+            (&tunnel, idle_exit),
             port,
             kubeconfig,
             kubeconfig_file,
@@ -400,7 +465,7 @@ async fn serve_and_run(
 
     let summary = server.stop().await;
     drop(tunnel);
-    if tokio::time::timeout(std::time::Duration::from_secs(1), failures)
+    if tokio::time::timeout(Duration::from_secs(1), failures)
         .await
         .is_err()
     {
@@ -410,7 +475,9 @@ async fn serve_and_run(
     outcome.map(|o| (o, summary.undeleted_sessions))
 }
 
-fn tunnel_config(
+/// The tunnel to the cluster's API server (port 443) through the Bastion the gate passed
+/// (shared with `bastion up`).
+pub fn tunnel_config(
     ctx: &Context,
     cluster: &ManagedCluster,
     plan: &EndpointPlan,
@@ -438,9 +505,12 @@ async fn probe(ctx: &Context, tunnel: &Tunnel) -> CliResult<()> {
 
 /// `kubeconfig`: the value of `KUBECONFIG` (one file, or the tunnel's then the user's);
 /// `kubeconfig_file`: the file whose current context is the tunnel's.
+/// `idle`: the tunnel, and how long it may go without a connection (`--exit-after-idle`,
+/// which only the foreground tunnel of `--no-shell` honours).
 async fn run_action(
     ctx: &Context,
     action: Action<'_>,
+    idle: (&Tunnel, Option<Duration>),
     port: u16,
     kubeconfig: &OsStr,
     kubeconfig_file: &Path,
@@ -480,8 +550,17 @@ async fn run_action(
                 "export KUBECONFIG={}\nPress Ctrl-C to close the tunnel.",
                 shell_quote(&shown)
             ));
-            let sig = signals.recv().await;
-            out.info(format!("{}: closing the tunnel", sig.name()));
+            tokio::select! {
+                sig = signals.recv() => {
+                    out.info(format!("{}: closing the tunnel", sig.name()));
+                }
+                limit = tunnel::idle_exit(idle.0, idle.1) => {
+                    out.info(format!(
+                        "No connection for {} s (--exit-after-idle): closing the tunnel",
+                        limit.as_secs()
+                    ));
+                }
+            }
             Ok(Outcome::Success)
         }
         Action::InProcess(run) => {
@@ -492,6 +571,27 @@ async fn run_action(
             ));
             Ok(Outcome::Status(code))
         }
+    }
+}
+
+/// The host the kubeconfig names for a tunnel listening on `bind`: `localhost` for the
+/// default (127.0.0.1 and ::1 are both bound), a loopback address for a wildcard one, else the
+/// address itself. The `tls-server-name` keeps the certificate check on the cluster's name.
+pub fn kubeconfig_host(bind: IpAddr) -> String {
+    match bind {
+        IpAddr::V4(ip) if ip.is_loopback() && ip.octets() == [127, 0, 0, 1] => "localhost".into(),
+        IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => "::1".into(),
+        ip => ip.to_string(),
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
@@ -572,6 +672,9 @@ fn spawn_failure_log(
                 Ok(ConnectionEvent::Closed {
                     id, error: Some(e), ..
                 }) => out.warn(format!("tunnel connection {id} failed: {e}")),
+                Ok(ConnectionEvent::PrewarmFailed { error, .. }) => {
+                    out.warn(format!("could not pre-warm a session: {error}"));
+                }
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => break,
             }

@@ -61,6 +61,8 @@ pub async fn run(ctx: &Context, args: &AksCredentialsArgs) -> CliResult<Outcome>
     if args.admin {
         kc.rename_admin_contexts();
     }
+    // An AAD cluster's kubelogin user: `bastion kube-token`, or kubelogin for this --auth.
+    crate::commands::kube_token::configure_aad_users(ctx, args.kube_auth, &mut kc, out)?;
     let context = kc.current_context().unwrap_or("?").to_owned();
     step.done(format!(
         "{} credentials of {}",

@@ -75,11 +75,15 @@ pub async fn run(out: Output, args: &DemoArgs) -> CliResult<Outcome> {
             admin: false,
         },
         port: 0,
+        conn: Default::default(),
+        context: None,
+        public_fqdn: false,
         kubeconfig_path: None,
         write_in_place: false,
         kubeconfig_out: None,
         skip_checks: false,
         no_probe: false,
+        kube_auth: crate::cli::KubeAuth::Bastion,
         action,
     };
     out.info("$ bastion aks -n myaks -g aks-rg -- kubectl get pods");

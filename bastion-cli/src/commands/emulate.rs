@@ -4,8 +4,8 @@
 
 use std::net::IpAddr;
 
-use bastion_emulator::Sandbox;
 use bastion_emulator::sandbox::{HUB_BASTION, SPOKE_SUBSCRIPTION};
+use bastion_emulator::{CONTROL_SECRET_HEADER, Sandbox};
 use serde_json::json;
 
 use crate::cli::EmulateArgs;
@@ -66,6 +66,20 @@ pub async fn start() -> CliResult<Running> {
         dir,
         env,
     })
+}
+
+/// The control API's stats URL and secret of the sandbox's Bastion emulator and of the VM's.
+fn control_endpoints(running: &Running) -> Vec<(String, String)> {
+    [running.sandbox.bastion(), running.vm.bastion()]
+        .into_iter()
+        .filter_map(|b| {
+            let dns = &b.config().bastions.first()?.dns_name;
+            Some((
+                format!("https://{}/_emulator/stats", b.endpoint_for(dns)),
+                b.control_secret().to_owned(),
+            ))
+        })
+        .collect()
 }
 
 /// `host=ip,host=ip`.
@@ -130,6 +144,14 @@ pub async fn run(out: Output, args: &EmulateArgs) -> CliResult<Outcome> {
     for e in examples(running.vm.echo_addr().port()) {
         text.push_str(&format!("#   {e}\n"));
     }
+    // The control API of each Bastion emulator (docs/protocol.md#control-api), for scripts that
+    // check what a run left behind (scripts/bench.sh asks it whether any session is left).
+    let control = control_endpoints(&running);
+    for (url, secret) in &control {
+        text.push_str(&format!(
+            "# Control API: {url} with header {CONTROL_SECRET_HEADER}: {secret}\n"
+        ));
+    }
     text.push_str("# The sandbox runs until Ctrl-C.\n");
     if let Some(path) = &args.env_file {
         std::fs::write(path, &text).map_err(|e| {
@@ -144,7 +166,15 @@ pub async fn run(out: Output, args: &EmulateArgs) -> CliResult<Outcome> {
         .collect();
     out.result(
         text,
-        json!({"event": "environment", "env": env, "examples": examples(running.vm.echo_addr().port())}),
+        json!({
+            "event": "environment",
+            "env": env,
+            "examples": examples(running.vm.echo_addr().port()),
+            "control": control
+                .iter()
+                .map(|(url, secret)| json!({"url": url, "header": CONTROL_SECRET_HEADER, "secret": secret}))
+                .collect::<Vec<_>>(),
+        }),
     );
     let sig = signals.recv().await;
     out.info(format!("{}: stopping the sandbox", sig.name()));

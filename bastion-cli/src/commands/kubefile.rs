@@ -18,6 +18,8 @@ use bastion_arm::{
 };
 use serde_json::json;
 
+use crate::cli::KubeAuth;
+use crate::context::Context;
 use crate::exit::{CliError, CliResult, Code};
 use crate::output::Output;
 
@@ -56,19 +58,26 @@ pub struct KubeFile {
     edit: Option<InPlaceEdit>,
 }
 
-/// Prepares the fetched credentials: admin contexts renamed, devicecode logins converted to
-/// `--login azurecli` (what `kubelogin convert-kubeconfig -l azurecli` does).
-pub fn prepare(fetched: &str, admin: bool, out: &Output) -> CliResult<Kubeconfig> {
+/// Prepares the fetched credentials: the context (and its cluster) renamed to `context` if
+/// given, then admin contexts renamed (as `az aks get-credentials --context` does), and, with
+/// `aad`, an AAD cluster's kubelogin users set up for the credential in use (see
+/// [`crate::commands::kube_token::configure_aad_users`]).
+pub fn prepare(
+    fetched: &str,
+    admin: bool,
+    context: Option<&str>,
+    aad: Option<(&Context, KubeAuth)>,
+    out: &Output,
+) -> CliResult<Kubeconfig> {
     let mut kc = Kubeconfig::parse(fetched)?;
+    if let Some(name) = context {
+        kc.rename_context(name);
+    }
     if admin {
         kc.rename_admin_contexts();
     }
-    if kc.uses_devicecode() {
-        let users = kc.convert_devicecode_to_azurecli();
-        out.info(format!(
-            "Converted {} to kubelogin --login azurecli",
-            users.join(", ")
-        ));
+    if let Some((ctx, kube_auth)) = aad {
+        crate::commands::kube_token::configure_aad_users(ctx, kube_auth, &mut kc, out)?;
     }
     Ok(kc)
 }
@@ -119,10 +128,12 @@ fn in_place_error(e: KubeconfigError) -> CliError {
 }
 
 impl KubeFile {
-    /// Writes `fetched` (pointed at `https://localhost:{port}/`) to `destination`.
+    /// Writes `fetched` (pointed at `https://{host}:{port}/`, the tunnel's listening address:
+    /// `localhost` unless `--bind` says otherwise) to `destination`.
     pub fn write(
         destination: Destination,
         fetched: Kubeconfig,
+        host: &str,
         port: u16,
         out: &Output,
     ) -> CliResult<Self> {
@@ -130,7 +141,8 @@ impl KubeFile {
         match &destination {
             Destination::Temporary(p) | Destination::Persist(p) => {
                 let mut doc = fetched;
-                let record = doc.point_at_tunnel(ClusterSelector::Named(&cluster), port)?;
+                let record =
+                    doc.point_at_tunnel_on(ClusterSelector::Named(&cluster), host, port)?;
                 doc.write(p)?;
                 Ok(Self {
                     path: p.clone(),
@@ -142,7 +154,8 @@ impl KubeFile {
             }
             Destination::Layered { temp, user } => {
                 let mut doc = fetched;
-                let record = doc.point_at_tunnel(ClusterSelector::Named(&cluster), port)?;
+                let record =
+                    doc.point_at_tunnel_on(ClusterSelector::Named(&cluster), host, port)?;
                 let mut paths = vec![temp.clone()];
                 match read_user_file(user, "--kubeconfig-path")? {
                     Some(theirs) => {
@@ -190,7 +203,11 @@ impl KubeFile {
                             base.merge(&fetched);
                             base
                         };
-                        record = Some(doc.point_at_tunnel(ClusterSelector::Named(&cluster), port)?);
+                        record = Some(doc.point_at_tunnel_on(
+                            ClusterSelector::Named(&cluster),
+                            host,
+                            port,
+                        )?);
                         Ok(doc.to_yaml()?.into_bytes())
                     })
                     .map_err(in_place_error)?;
@@ -393,9 +410,15 @@ mod tests {
     fn temporary_file_points_at_the_tunnel_and_is_removed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config");
-        let kc = prepare(FETCHED, false, &quiet()).unwrap();
-        let file =
-            KubeFile::write(Destination::Temporary(path.clone()), kc, 43157, &quiet()).unwrap();
+        let kc = prepare(FETCHED, false, None, None, &quiet()).unwrap();
+        let file = KubeFile::write(
+            Destination::Temporary(path.clone()),
+            kc,
+            "localhost",
+            43157,
+            &quiet(),
+        )
+        .unwrap();
         assert_eq!(file.env, path.as_os_str());
         let written = Kubeconfig::read(&path).unwrap();
         assert_eq!(written.server("myaks"), Some("https://localhost:43157/"));
@@ -413,13 +436,14 @@ mod tests {
         let user = dir.path().join("config");
         std::fs::write(&user, EXISTING).unwrap();
         let temp = dir.path().join("tmp-config");
-        let kc = prepare(FETCHED, false, &quiet()).unwrap();
+        let kc = prepare(FETCHED, false, None, None, &quiet()).unwrap();
         let file = KubeFile::write(
             Destination::Layered {
                 temp: temp.clone(),
                 user: user.clone(),
             },
             kc,
+            "localhost",
             5555,
             &quiet(),
         )
@@ -447,13 +471,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let user = dir.path().join("absent");
         let temp = dir.path().join("tmp-config");
-        let kc = prepare(FETCHED, false, &quiet()).unwrap();
+        let kc = prepare(FETCHED, false, None, None, &quiet()).unwrap();
         let file = KubeFile::write(
             Destination::Layered {
                 temp: temp.clone(),
                 user: user.clone(),
             },
             kc,
+            "localhost",
             5555,
             &quiet(),
         )
@@ -469,13 +494,14 @@ mod tests {
         let user = dir.path().join("config");
         std::fs::write(&user, EXISTING).unwrap();
         let store = InPlaceStore::new(dir.path().join("state"));
-        let kc = prepare(FETCHED, false, &quiet()).unwrap();
+        let kc = prepare(FETCHED, false, None, None, &quiet()).unwrap();
         let file = KubeFile::write(
             Destination::InPlace {
                 path: user.clone(),
                 store: store.clone(),
             },
             kc,
+            "localhost",
             5555,
             &quiet(),
         )

@@ -10,9 +10,12 @@ pub mod credentials;
 pub mod demo;
 #[cfg(feature = "emulator")]
 pub mod emulate;
+pub mod kube_token;
 pub mod kubeclient;
 pub mod kubefile;
 pub mod proxy;
+pub mod rdp;
 pub mod ssh;
 pub mod target;
 pub mod tunnel;
+pub mod up;

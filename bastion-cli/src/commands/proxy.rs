@@ -14,7 +14,7 @@ pub async fn run(ctx: &Context, args: &ProxyArgs) -> CliResult<Outcome> {
     let tunnel = signals
         .interruptible(async {
             let mut config = target::resolve(ctx, &args.route, args.resource_port).await?;
-            tunnel::apply_options(&mut config, None, args.max_frame_size, None);
+            tunnel::apply_options(&mut config, args.idle_timeout, args.max_frame_size, None);
             tunnel::start(ctx, config).await
         })
         .await?;

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use bastion_arm::model::BastionHost;
-use bastion_arm::{EndpointPlan, ResourceId, Usage};
+use bastion_arm::{ArmClient, EndpointPlan, ResourceId, Usage};
 use bastion_core::{Endpoint, EndpointKind, Target, TunnelConfig};
 
 use crate::cli::{BastionArgs, RouteArgs, TargetArgs};
@@ -30,8 +30,7 @@ impl TargetSpec {
         match (&args.target_resource_id, &args.target_ip_address) {
             (Some(id), None) => {
                 // Checks the shape the Bastion expects, with a message that shows a valid id.
-                Target::resource(id.trim(), port)
-                    .map_err(|e| CliError::usage(format!("invalid --target-resource-id: {e}")))?;
+                Target::resource(id.trim(), port).map_err(invalid_target_id)?;
                 Ok(TargetSpec::Resource(id.trim().to_owned()))
             }
             (None, Some(ip)) => {
@@ -103,6 +102,17 @@ pub fn bastion_id(args: &BastionArgs, target: &TargetSpec) -> CliResult<Resource
 /// [`bastion_core::Tunnel::new`]): with `--bastion-endpoint`
 /// directly, otherwise through ARM with the native-client gate.
 pub async fn resolve(ctx: &Context, route: &RouteArgs, port: u16) -> CliResult<TunnelConfig> {
+    resolve_with(ctx, None, route, port).await
+}
+
+/// [`resolve`] through a given ARM client (`bastion up` shares one, and its token cache,
+/// between its tunnels); `None`: the context's.
+pub async fn resolve_with(
+    ctx: &Context,
+    arm: Option<&ArmClient>,
+    route: &RouteArgs,
+    port: u16,
+) -> CliResult<TunnelConfig> {
     let (args, target_args) = (&route.bastion, &route.target);
     let target = TargetSpec::parse(target_args, port)?;
     let ip_connect = matches!(target, TargetSpec::Ip(_));
@@ -130,7 +140,10 @@ pub async fn resolve(ctx: &Context, route: &RouteArgs, port: u16) -> CliResult<T
     }
 
     let id = bastion_id(args, &target)?;
-    let arm = ctx.arm_client()?;
+    let arm = match arm {
+        Some(arm) => arm.clone(),
+        None => ctx.arm_client()?,
+    };
     let bastion = arm.get_bastion(&id).await.map_err(|e| {
         let not_found = e.is_not_found();
         let err = CliError::from(e);
@@ -215,5 +228,24 @@ pub fn check_config(config: &TunnelConfig) -> CliResult<()> {
 }
 
 fn usage(e: bastion_core::ProtocolError) -> CliError {
-    CliError::usage(e.to_string())
+    match e {
+        bastion_core::ProtocolError::InvalidResourceId { .. } => invalid_target_id(e),
+        e => CliError::usage(e.to_string()),
+    }
 }
+
+/// `--target-resource-id` is not a resource id: what is wrong, and the shape it must have.
+fn invalid_target_id(e: bastion_core::ProtocolError) -> CliError {
+    match e {
+        bastion_core::ProtocolError::InvalidResourceId { input, reason } => {
+            CliError::usage(format!("invalid --target-resource-id {input:?}: {reason}"))
+                .hint(TARGET_ID_HINT)
+        }
+        e => CliError::usage(format!("invalid --target-resource-id: {e}")).hint(TARGET_ID_HINT),
+    }
+}
+
+/// What a valid `--target-resource-id` looks like, and where to get one.
+const TARGET_ID_HINT: &str = "give the target's full resource id, such as \
+    /subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/NAME \
+    (`az vm show -g RG -n NAME --query id -o tsv` prints it)";

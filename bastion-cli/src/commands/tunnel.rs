@@ -28,16 +28,17 @@ pub async fn run(ctx: &Context, args: &TunnelArgs) -> CliResult<Outcome> {
     target::TargetSpec::parse(&args.route.target, args.resource_port)?;
     // Bind first and hold it: a busy port fails before any network call, and the port printed
     // is the port served.
-    let listener = bind(&ctx.out, args.bind, args.port).await?;
+    let listener = bind(&ctx.out, args.conn.bind, args.port).await?;
     let tunnel = signals
         .interruptible(async {
             let mut config = target::resolve(ctx, &args.route, args.resource_port).await?;
             apply_options(
                 &mut config,
-                args.idle_timeout,
-                args.max_frame_size,
-                args.max_connections,
+                args.conn.idle_timeout,
+                args.conn.max_frame_size,
+                args.conn.max_connections,
             );
+            apply_prewarm(&mut config, args.conn.prewarm, args.conn.max_connections)?;
             start(ctx, config).await
         })
         .await?;
@@ -45,12 +46,15 @@ pub async fn run(ctx: &Context, args: &TunnelArgs) -> CliResult<Outcome> {
     let endpoint = tunnel.config().endpoint.to_string();
     let logger = spawn_event_log(ctx.out, tunnel.subscribe());
     announce_ready(&ctx.out, &listener, &endpoint, &target);
+    announce_prewarm(&ctx.out, tunnel.config());
 
     let out = ctx.out;
     let idle_limit = args
+        .conn
         .exit_after_idle
         .filter(|s| *s > 0)
         .map(Duration::from_secs);
+    let lifetime = args.timeout.filter(|s| *s > 0).map(Duration::from_secs);
     let watched = tunnel.clone();
     let summary = tunnel
         .serve(listener, async move {
@@ -63,10 +67,23 @@ pub async fn run(ctx: &Context, args: &TunnelArgs) -> CliResult<Outcome> {
                     signals.exit_on_next(out.quiet);
                 }
                 limit = idle_exit(&watched, idle_limit) => {
-                    out.info(format!(
-                        "No connection for {} s (--exit-after-idle): closing the tunnel",
-                        limit.as_secs()
-                    ));
+                    out.event(
+                        format!(
+                            "No connection for {} s (--exit-after-idle): closing the tunnel",
+                            limit.as_secs()
+                        ),
+                        json!({"event": "idle_exit", "idle_seconds": limit.as_secs()}),
+                    );
+                    signals.exit_on_next(out.quiet);
+                }
+                limit = timed_out(lifetime) => {
+                    out.event(
+                        format!(
+                            "Timed out after {} s (--timeout): closing the tunnel and deleting its sessions",
+                            limit.as_secs()
+                        ),
+                        json!({"event": "timeout", "seconds": limit.as_secs()}),
+                    );
                     signals.exit_on_next(out.quiet);
                 }
             }
@@ -85,8 +102,18 @@ pub async fn run(ctx: &Context, args: &TunnelArgs) -> CliResult<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// Completes `limit` after the tunnel is ready (never without a limit): az's `--timeout`, the
+/// tunnel's whole lifetime, whatever is open (see README.md#tunnels-to-vms-and-other-targets).
+async fn timed_out(limit: Option<Duration>) -> Duration {
+    let Some(limit) = limit else {
+        return std::future::pending().await;
+    };
+    tokio::time::sleep(limit).await;
+    limit
+}
+
 /// Completes once the tunnel has had no open connection for `limit` (never without a limit).
-async fn idle_exit(tunnel: &Tunnel, limit: Option<Duration>) -> Duration {
+pub async fn idle_exit(tunnel: &Tunnel, limit: Option<Duration>) -> Duration {
     let Some(limit) = limit else {
         return std::future::pending().await;
     };
@@ -118,6 +145,45 @@ pub fn apply_options(
     }
     if let Some(n) = max_connections {
         config.max_concurrent = Some(n);
+    }
+}
+
+/// Sets `--prewarm N`, which may not exceed the sessions the tunnel may hold at once
+/// (`max_connections`, when given, is what the user can raise).
+pub fn apply_prewarm(
+    config: &mut TunnelConfig,
+    prewarm: usize,
+    max_connections: Option<usize>,
+) -> CliResult<()> {
+    let cap = config.session_cap();
+    if prewarm > cap {
+        let why =
+            if config.kind == bastion_core::EndpointKind::Developer && max_connections.is_none() {
+                " (a Developer SKU Bastion allows one)"
+            } else {
+                ""
+            };
+        let raise = if max_connections.is_some() {
+            ", or raise --max-connections"
+        } else {
+            ""
+        };
+        return Err(CliError::usage(format!(
+            "--prewarm {prewarm} is more than the {cap} session(s) this tunnel may hold at once{why} — use --prewarm {cap} or less{raise}"
+        )));
+    }
+    config.prewarm = prewarm;
+    Ok(())
+}
+
+/// Says that sessions are kept pre-warmed, and for how long each waits.
+pub fn announce_prewarm(out: &Output, config: &TunnelConfig) {
+    if config.prewarm > 0 {
+        out.info(format!(
+            "Keeping {} session(s) pre-warmed: each is replaced after {} s unused, and deleted on exit.",
+            config.prewarm,
+            config.prewarm_max_age.as_secs()
+        ));
     }
 }
 
@@ -209,12 +275,22 @@ pub fn announce_ready(out: &Output, listener: &LocalListener, endpoint: &str, ta
 /// Logs one line per connection event until the channel closes.
 pub fn spawn_event_log(
     out: Output,
+    events: broadcast::Receiver<ConnectionEvent>,
+) -> tokio::task::JoinHandle<()> {
+    spawn_tagged_event_log(out, events, None)
+}
+
+/// [`spawn_event_log`] for one of several tunnels (`bastion up`): each line starts with
+/// `tag: ` and each JSON event has `"tunnel": tag`.
+pub fn spawn_tagged_event_log(
+    out: Output,
     mut events: broadcast::Receiver<ConnectionEvent>,
+    tag: Option<String>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             match events.recv().await {
-                Ok(event) => log_event(&out, &event),
+                Ok(event) => log_event(&out, &event, tag.as_deref()),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     out.warn(format!(
                         "{n} connection events were not shown (too many at once)"
@@ -226,11 +302,18 @@ pub fn spawn_event_log(
     })
 }
 
-fn log_event(out: &Output, event: &ConnectionEvent) {
+fn log_event(out: &Output, event: &ConnectionEvent, tag: Option<&str>) {
+    let emit = |text: String, mut value: serde_json::Value| match tag {
+        Some(tag) => {
+            value["tunnel"] = json!(tag);
+            out.event(format!("{tag}: {text}"), value);
+        }
+        None => out.event(text, value),
+    };
     match event {
         ConnectionEvent::Opened { id, peer } => {
             let from = peer.map(|p| format!(" from {p}")).unwrap_or_default();
-            out.event(
+            emit(
                 format!("connection {id} opened{from}"),
                 json!({"event": "connection_opened", "id": id, "peer": peer.map(|p| p.to_string())}),
             );
@@ -258,7 +341,7 @@ fn log_event(out: &Output, event: &ConnectionEvent) {
                     output::duration(*duration)
                 ),
             };
-            out.event(
+            emit(
                 text,
                 json!({
                     "event": "connection_closed",
@@ -271,6 +354,22 @@ fn log_event(out: &Output, event: &ConnectionEvent) {
                 }),
             );
         }
+        ConnectionEvent::Prewarmed { ready } => {
+            tracing::debug!(ready, "pre-warmed session ready");
+            if out.is_json() {
+                out.json(&json!({"event": "prewarmed", "ready": ready}));
+            }
+        }
+        ConnectionEvent::PrewarmRetired { reason } => {
+            tracing::debug!(%reason, "pre-warmed session replaced");
+            if out.is_json() {
+                out.json(&json!({"event": "prewarm_replaced", "reason": reason}));
+            }
+        }
+        ConnectionEvent::PrewarmFailed { error, retry_in } => out.warn(format!(
+            "could not pre-warm a session (trying again in {}): {error}",
+            output::duration(*retry_in)
+        )),
         other => tracing::debug!(?other, "connection event"),
     }
 }

@@ -93,9 +93,6 @@ pub const CREDENTIAL_ERROR: &str = "no Azure credential could give an access tok
 /// backtrace; exactly one `error: ` line, which is the last thing on stderr and reads
 /// `error: <what> — <what to do>`. Only the credential error may instead be followed by its
 /// guide, lines indented under it. Returns the error line.
-///
-/// Not yet enforced: the ` — <what to do>` half, which two errors lack (an invalid
-/// `--target-resource-id`, and IP connect on a Bastion without it).
 #[track_caller]
 pub fn assert_clean_error(output: &Output, code: i32) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -140,15 +137,14 @@ pub fn assert_clean_error(output: &Output, code: i32) -> String {
         after.is_empty(),
         "the error must be a single line, the last on stderr; stderr:\n{stderr}"
     );
-    // Until every error has its ` — <what to do>` (see above): a non-empty message, and both
-    // halves non-empty when it has one.
-    assert!(!what.trim().is_empty(), "an empty error: {line:?}");
-    if let Some((problem, fix)) = what.split_once(" — ") {
-        assert!(
-            !problem.trim().is_empty() && !fix.trim().is_empty(),
-            "the error should name the problem and what to do: {line}"
-        );
-    }
+    // The problem, then ` — ` and what to do: both halves there, neither empty.
+    let (problem, fix) = what.split_once(" — ").unwrap_or_else(|| {
+        panic!("the error must say the problem, then ` — ` and what to do: {line:?}")
+    });
+    assert!(
+        !problem.trim().is_empty() && !fix.trim().is_empty(),
+        "the error must name the problem and what to do: {line:?}"
+    );
     line
 }
 
@@ -217,8 +213,8 @@ fn emulator_env(
     ]
 }
 
-/// The Bastion data-plane emulator with a Standard Bastion and a VM whose port 22 is an echo
-/// server, plus the environment that points `bastion` at it.
+/// The Bastion data-plane emulator with a Standard Bastion and a VM whose ports 22 and 3389
+/// are an echo server, plus the environment that points `bastion` at it.
 pub struct CoreSandbox {
     /// The emulator.
     pub emu: Emulator,
@@ -246,7 +242,10 @@ impl CoreSandbox {
             .expect("echo target");
         let vm = bastion_emulator::vm_resource_id("vm1");
         let emu = Emulator::start(
-            EmulatorConfig::single(bastion.clone()).with_target(TargetFixture::new(&vm, 22, echo)),
+            EmulatorConfig::single(bastion.clone())
+                .with_target(TargetFixture::new(&vm, 22, echo))
+                // The VM's RDP port, for `bastion rdp`: the same echo server.
+                .with_target(TargetFixture::new(&vm, 3389, echo)),
         )
         .await
         .expect("emulator");

@@ -295,11 +295,77 @@ pub enum CredentialKind {
 /// The kubeconfig YAML a cluster document yields: `server` = `https://{host}:443` where host is
 /// `privateFQDN` (private cluster, or `server_fqdn = "private"`) or `fqdn` (public cluster, or
 /// `server_fqdn = "public"`); CA = `ca_pem`; the user carries the bearer token of `access`.
+/// For an AAD cluster's user credentials see [`kubeconfig_for_format`].
 pub fn kubeconfig_for(
     cluster: &Value,
     access: &ClusterAccess,
     kind: CredentialKind,
     server_fqdn: Option<&str>,
+    ca_pem: &str,
+) -> Result<String, FixtureError> {
+    kubeconfig_for_format(cluster, access, kind, server_fqdn, None, ca_pem)
+}
+
+/// Whether a cluster document is an AAD cluster without local accounts: its user credentials
+/// are then a kubelogin exec plugin (or the legacy `azure` auth provider), never a token.
+pub fn is_aad_only(cluster: &Value) -> bool {
+    let props = cluster.get("properties");
+    let flag = |p: &str| {
+        props
+            .and_then(|v| v.pointer(p))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    flag("/aadProfile/managed") && flag("/disableLocalAccounts")
+}
+
+/// The user entry of an AAD cluster's user credentials, as AKS shapes it: `format` `exec` (or
+/// absent) gives kubelogin with `--login devicecode`, `azure` the legacy auth provider.
+fn aad_user(cluster: &Value, format: Option<&str>) -> Result<Value, FixtureError> {
+    let tenant = cluster
+        .pointer("/properties/aadProfile/tenantID")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match format.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("exec") => Ok(json!({ "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "args": [
+                "get-token", "--environment", "AzurePublicCloud",
+                "--server-id", crate::jwt::AKS_SERVER_APP_ID,
+                "--client-id", crate::jwt::AKS_CLIENT_APP_ID,
+                "--tenant-id", tenant,
+                "--login", "devicecode",
+            ],
+            "command": "kubelogin",
+            "env": null,
+            "installHint": "\nkubelogin is not installed which is required to connect to AAD enabled cluster.\n\nTo learn more, please go to https://aka.ms/aks/kubelogin\n",
+            "provideClusterInfo": false,
+        }})),
+        Some("azure") => Ok(json!({ "auth-provider": {
+            "name": "azure",
+            "config": {
+                "apiserver-id": crate::jwt::AKS_SERVER_APP_ID,
+                "client-id": crate::jwt::AKS_CLIENT_APP_ID,
+                "config-mode": "1",
+                "environment": "AzurePublicCloud",
+                "tenant-id": tenant,
+            },
+        }})),
+        Some(other) => Err(FixtureError(format!(
+            "format must be 'exec' or 'azure', not {other:?}"
+        ))),
+    }
+}
+
+/// [`kubeconfig_for`] with the `format` query of `listClusterUserCredential`: for an AAD
+/// cluster without local accounts ([`is_aad_only`]) the user credentials carry no token but
+/// kubelogin (`exec`, the default) or the `azure` auth provider.
+pub fn kubeconfig_for_format(
+    cluster: &Value,
+    access: &ClusterAccess,
+    kind: CredentialKind,
+    server_fqdn: Option<&str>,
+    format: Option<&str>,
     ca_pem: &str,
 ) -> Result<String, FixtureError> {
     let props = cluster.get("properties").cloned().unwrap_or(Value::Null);
@@ -357,7 +423,11 @@ pub fn kubeconfig_for(
         "preferences": {},
         "users": [{
             "name": user,
-            "user": { "token": token }
+            "user": if kind == CredentialKind::User && is_aad_only(cluster) {
+                aad_user(cluster, format)?
+            } else {
+                json!({ "token": token })
+            }
         }]
     });
     serde_yaml_ng::to_string(&config).map_err(|e| FixtureError(e.to_string()))
@@ -414,6 +484,41 @@ mod tests {
         let other = ResourceId::for_resource_group("2222", "other-rg").unwrap();
         assert!(f.permissions_at("alice", &other).is_empty());
         assert!(f.permissions_at("bob", &id).is_empty());
+    }
+
+    #[test]
+    fn aad_clusters_hand_out_kubelogin() {
+        let mut doc = cluster(true);
+        doc["properties"]["aadProfile"] =
+            json!({"managed": true, "enableAzureRBAC": true, "tenantID": "tid-1"});
+        doc["properties"]["disableLocalAccounts"] = json!(true);
+        let access = ClusterAccess::random();
+        let user =
+            kubeconfig_for_format(&doc, &access, CredentialKind::User, None, None, "CA").unwrap();
+        assert!(!user.contains(&access.user_token), "{user}");
+        for part in [
+            "command: kubelogin",
+            "- devicecode",
+            "- tid-1",
+            crate::jwt::AKS_SERVER_APP_ID,
+            crate::jwt::AKS_CLIENT_APP_ID,
+        ] {
+            assert!(user.contains(part), "{part} missing:\n{user}");
+        }
+        let azure = kubeconfig_for_format(
+            &doc,
+            &access,
+            CredentialKind::User,
+            None,
+            Some("azure"),
+            "CA",
+        )
+        .unwrap();
+        assert!(azure.contains("apiserver-id"), "{azure}");
+        assert!(
+            kubeconfig_for_format(&doc, &access, CredentialKind::User, None, Some("x"), "CA")
+                .is_err()
+        );
     }
 
     #[test]

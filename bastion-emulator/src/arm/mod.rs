@@ -8,6 +8,6 @@ mod service;
 pub use faults::{Fault, FaultKind};
 pub use fixtures::{
     ClusterAccess, CredentialKind, FixtureError, Fixtures, Principal, RoleAssignment, Subscription,
-    kubeconfig_for,
+    is_aad_only, kubeconfig_for, kubeconfig_for_format,
 };
 pub use service::{ArmEmulator, ArmEmulatorConfig, DEFAULT_ARM_HOST, RequestRecord};

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use url::Url;
 
 use super::faults::{self, Fault, FaultKind};
-use super::fixtures::{CredentialKind, Fixtures, kubeconfig_for};
+use super::fixtures::{CredentialKind, Fixtures, kubeconfig_for_format};
 use crate::respond::{self, Resp};
 use crate::server::{Handler, HandlerFuture, Reply, Req, TlsServer};
 use bastion_arm::{ArmClientConfig, Cloud, ResourceId, ResourceScope};
@@ -862,9 +862,15 @@ impl ArmState {
                         "the emulator fixture has no credentials for this cluster".into(),
                     )
                 })?;
-                let yaml =
-                    kubeconfig_for(doc, access, kind, inc.param("server-fqdn"), &self.ca_pem)
-                        .map_err(|e| Fail(400, "BadRequest", e.0))?;
+                let yaml = kubeconfig_for_format(
+                    doc,
+                    access,
+                    kind,
+                    inc.param("server-fqdn"),
+                    inc.param("format"),
+                    &self.ca_pem,
+                )
+                .map_err(|e| Fail(400, "BadRequest", e.0))?;
                 let name = match kind {
                     CredentialKind::User => "clusterUser",
                     CredentialKind::Admin => "clusterAdmin",

@@ -163,6 +163,11 @@ pub struct Faults {
     /// After the `101`, write a raw `HTTP/1.1 400 Bad Request` + Tomcat-like HTML page on the
     /// upgraded socket, then close.
     pub in_band_http_after_upgrade: bool,
+    /// With [`Faults::in_band_http_after_upgrade`]: the in-band page waits until the client
+    /// has sent at least this many payload bytes in data frames (or has closed), as a service
+    /// that failed mid-stream would; without it the page is written right after the `101`.
+    /// What was received first is in [`crate::SessionRecord::bytes_before_in_band`].
+    pub in_band_after_client_bytes: Option<u64>,
     /// After the `101`, send nothing and never close (client bytes are read and discarded).
     pub hang_after_upgrade: bool,
     /// Behaviour on an `X-Node-Id` mismatch.
@@ -327,6 +332,10 @@ fn overlay(out: &mut Faults, f: &Faults) {
     out.wrong_accept |= f.wrong_accept;
     out.omit_accept |= f.omit_accept;
     out.in_band_http_after_upgrade |= f.in_band_http_after_upgrade;
+    opt(
+        &mut out.in_band_after_client_bytes,
+        &f.in_band_after_client_bytes,
+    );
     out.hang_after_upgrade |= f.hang_after_upgrade;
     if f.node_check != NodeCheck::default() {
         out.node_check = f.node_check;

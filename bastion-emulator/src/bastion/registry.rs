@@ -88,6 +88,15 @@ pub struct SessionRecord {
     pub server_close_code: Option<u16>,
     /// Pongs received from the client.
     pub pongs_received: u64,
+    /// Payload bytes received from the client before the first payload byte was sent to it
+    /// (`None` while none has been sent): what a client sends before the far side answers,
+    /// such as its replay window (docs/protocol.md#replay-once-retry).
+    #[serde(default)]
+    pub bytes_up_before_first_down: Option<u64>,
+    /// When the WebSocket was answered by an in-band HTTP error: the payload bytes the client
+    /// had sent in data frames before it (see [`crate::Faults::in_band_after_client_bytes`]).
+    #[serde(default)]
+    pub bytes_before_in_band: Option<u64>,
 }
 
 /// Aggregate counters since start or the last reset.
@@ -139,6 +148,10 @@ pub struct Stats {
     pub pings_sent: u64,
     /// Pongs received from clients.
     pub pongs_received: u64,
+    /// Times a WebSocket reader found its queue toward the target full and waited for the
+    /// target to take bytes: the relay pushing back on the client (through TCP).
+    #[serde(default)]
+    pub up_queue_full_waits: u64,
 }
 
 /// What an [`Event`] records.
@@ -207,6 +220,10 @@ pub(crate) struct Traffic {
     pub close_sent: AtomicU64,
     pub pings_sent: AtomicU64,
     pub pongs_received: AtomicU64,
+    /// `bytes_up` when the first data byte went down, plus one (0: none went down yet).
+    pub up_before_first_down: AtomicU64,
+    /// Times the WebSocket reader waited for room in its queue toward the target.
+    pub up_queue_full_waits: AtomicU64,
 }
 
 impl Traffic {
@@ -216,6 +233,14 @@ impl Traffic {
 
     pub(crate) fn add(a: &AtomicU64, n: u64) {
         a.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records, once, how many client bytes had come before the first byte to the client.
+    pub(crate) fn note_first_down(&self) {
+        let up = Self::get(&self.bytes_up).saturating_add(1);
+        let _ =
+            self.up_before_first_down
+                .compare_exchange(0, up, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     pub(crate) fn total_relayed(&self) -> u64 {
@@ -286,6 +311,7 @@ impl Entry {
         r.max_frame_up = Traffic::get(&t.max_frame_up);
         r.continuation_frames_up = Traffic::get(&t.continuation_up);
         r.pongs_received = Traffic::get(&t.pongs_received);
+        r.bytes_up_before_first_down = Traffic::get(&t.up_before_first_down).checked_sub(1);
         r
     }
 }
@@ -427,6 +453,8 @@ impl Registry {
                 close_code: None,
                 server_close_code: None,
                 pongs_received: 0,
+                bytes_up_before_first_down: None,
+                bytes_before_in_band: None,
             },
             ws_issued: Instant::now(),
             ws_used: false,
@@ -518,6 +546,12 @@ impl Registry {
     /// Records the client's close code as soon as its Close arrives.
     pub(crate) fn client_close(&self, ticket: &WsTicket, code: u16) {
         self.update(ticket, |e| e.record.close_code = Some(code));
+    }
+
+    /// Records that the WebSocket was answered by an in-band HTTP error after the client had
+    /// sent `bytes` payload bytes.
+    pub(crate) fn in_band_answered(&self, ticket: &WsTicket, bytes: u64) {
+        self.update(ticket, |e| e.record.bytes_before_in_band = Some(bytes));
     }
 
     /// Records the close code the server sent.
@@ -615,6 +649,7 @@ impl Registry {
             s.close_frames_received += Traffic::get(&t.close_received);
             s.close_frames_sent += Traffic::get(&t.close_sent);
             s.pings_sent += Traffic::get(&t.pings_sent);
+            s.up_queue_full_waits += Traffic::get(&t.up_queue_full_waits);
             s.pongs_received += Traffic::get(&t.pongs_received);
             if e.record.deleted_at.is_none() {
                 s.live_sessions += 1;

@@ -84,11 +84,23 @@ pub(crate) async fn serve(
     if in_band {
         let _guard = EndGuard {
             shared: Arc::clone(&shared),
-            ticket,
+            ticket: ticket.clone(),
             live: false,
             detail: "in-band HTTP/1.1 400 after upgrade",
         };
-        write_in_band(io).await;
+        match faults.in_band_after_client_bytes.filter(|&n| n > 0) {
+            Some(at_least) => {
+                let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+                let received = read_client_payload(&shared, &mut ws, at_least).await;
+                shared.registry.in_band_answered(&ticket, received);
+                write_in_band(ws.get_mut()).await;
+            }
+            None => {
+                shared.registry.in_band_answered(&ticket, 0);
+                let mut io = io;
+                write_in_band(&mut io).await;
+            }
+        }
         return;
     }
 
@@ -130,7 +142,29 @@ pub(crate) async fn serve(
     }
 }
 
-async fn write_in_band(mut io: RawIo) {
+/// Reads the client's data frames until `at_least` payload bytes have come (or the client
+/// closed, failed, or the emulator is shutting down) and returns how many came.
+async fn read_client_payload(
+    shared: &Shared,
+    ws: &mut WebSocketStream<RawIo>,
+    at_least: u64,
+) -> u64 {
+    let mut received = 0u64;
+    while received < at_least {
+        tokio::select! {
+            _ = shared.shutdown_requested() => break,
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Binary(b))) => received += b.len() as u64,
+                Some(Ok(Message::Text(t))) => received += t.len() as u64,
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    received
+}
+
+async fn write_in_band(io: &mut RawIo) {
     let page = pages::tomcat_in_band(400);
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         io.write_all(&page).await?;
@@ -432,6 +466,9 @@ async fn act(ctx: &Ctx, tx: &mut SplitSink<Ws, Message>, ctl: Ctl) -> End {
 async fn feed_data(ctx: &Ctx, tx: &mut SplitSink<Ws, Message>, data: Bytes) -> Result<(), WsError> {
     let f = &ctx.faults;
     let len = data.len();
+    if len > 0 {
+        ctx.traffic.note_first_down();
+    }
     if f.empty_frames {
         tx.feed(Message::Binary(Bytes::new())).await?;
     }
@@ -646,6 +683,9 @@ async fn ws_reader(
                 }
                 if refusing || data.is_empty() {
                     continue;
+                }
+                if budget.available_permits() < data.len().clamp(1, cap) {
+                    Traffic::add(&t.up_queue_full_waits, 1);
                 }
                 let permit = tokio::select! {
                     biased;
