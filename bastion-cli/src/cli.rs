@@ -665,7 +665,7 @@ options of `bastion tunnel` and `bastion aks`:
 
   [defaults]                  # bind, idle-timeout, max-frame-size, max-connections,
   bind = "127.0.0.1"          # subscription, bastion, resource-group, bastion-endpoint,
-                              # allow-any-port, admin, skip-checks
+                              # allow-any-port, admin, skip-checks, kube-auth
   [[tunnel]]
   name = "web"                # unique; letters, digits, - _ .
   port = 2201                 # unique; 0: a free one
@@ -688,7 +688,8 @@ options of `bastion tunnel` and `bastion aks`:
   port = 8443
   aks = { name = "dev", resource-group = "dev-rg" }   # and subscription = "..."
   kubeconfig-out = "~/.kube/bastion-dev.yaml"         # relative: from the file's directory
-  # also: bastion (name or id; default: discovered), admin, context, skip-checks
+  # also: bastion (name or id; default: discovered), admin, context, skip-checks,
+  #       kube-auth ("bastion", the default, or "kubelogin")
 
 An AKS tunnel's kubeconfig points at the tunnel: kubeconfig-out is written atomically (0600)
 and removed at exit, or, if it existed, edited in place and put back byte for byte at exit;

@@ -82,3 +82,25 @@ async fn a_missing_file_is_a_usage_error() {
         "{line}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_credential_the_error_is_the_usual_one_not_one_per_tunnel() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tunnels.toml");
+    std::fs::write(
+        &file,
+        format!("{}{}", tunnel("web", 0, ""), tunnel("db", 0, "")),
+    )
+    .unwrap();
+    let out = run(
+        &["--auth", "token", "up", "-f", file.to_str().unwrap()],
+        &[],
+    )
+    .await;
+    let line = assert_clean_error(&out, 2);
+    assert!(
+        line.contains("--auth token needs an access token"),
+        "{line}"
+    );
+    assert!(!line.contains("tunnel '"), "{line}");
+}

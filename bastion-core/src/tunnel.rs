@@ -340,7 +340,7 @@ impl WeakTunnel {
 /// Which admission a new connection has under the session cap.
 enum Admission {
     /// A pre-warmed session (it carries its own permit).
-    Warm(TunnelConnection),
+    Warm(Box<TunnelConnection>),
     /// A permit for a new session (`None` when there is no cap).
     Permit(Option<OwnedSemaphorePermit>),
 }
@@ -477,7 +477,7 @@ impl Tunnel {
             if let Some(pool) = &pool
                 && let Some(conn) = pool.take().await
             {
-                return Ok(Admission::Warm(conn));
+                return Ok(Admission::Warm(Box::new(conn)));
             }
             let Some(sem) = &self.inner.limit else {
                 return Ok(Admission::Permit(None));
@@ -518,7 +518,7 @@ impl Tunnel {
     async fn connect_with(&self, acquire: bool) -> Result<TunnelConnection> {
         let permit = if acquire {
             match self.admit().await? {
-                Admission::Warm(conn) => return Ok(conn),
+                Admission::Warm(conn) => return Ok(*conn),
                 Admission::Permit(permit) => permit,
             }
         } else {
@@ -822,7 +822,6 @@ impl Tunnel {
         }
         let acquire = permit.is_none();
         let (stats, result) = self.relay_inner(socket, cancel, acquire, warm).await;
-        drop(permit);
         match &result {
             Ok(()) => tracing::info!(
                 conn = id,
@@ -850,6 +849,9 @@ impl Tunnel {
             duration: stats.duration,
             error: result.as_ref().err().map(|e| e.to_string()),
         });
+        // Only now may a waiting connection take this place: under `max_connections` the
+        // events never show more connections open at once than the cap.
+        drop(permit);
         result
     }
 

@@ -507,6 +507,7 @@ async fn probe(ctx: &Context, tunnel: &Tunnel) -> CliResult<()> {
 /// `kubeconfig_file`: the file whose current context is the tunnel's.
 /// `idle`: the tunnel, and how long it may go without a connection (`--exit-after-idle`,
 /// which only the foreground tunnel of `--no-shell` honours).
+#[allow(clippy::too_many_arguments)]
 async fn run_action(
     ctx: &Context,
     action: Action<'_>,
@@ -579,7 +580,7 @@ async fn run_action(
 /// address itself. The `tls-server-name` keeps the certificate check on the cluster's name.
 pub fn kubeconfig_host(bind: IpAddr) -> String {
     match bind {
-        IpAddr::V4(ip) if ip.is_loopback() && ip.octets() == [127, 0, 0, 1] => "localhost".into(),
+        IpAddr::V4(ip) if ip == std::net::Ipv4Addr::LOCALHOST => "localhost".into(),
         IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".into(),
         IpAddr::V6(ip) if ip.is_unspecified() => "::1".into(),
         ip => ip.to_string(),
@@ -685,6 +686,18 @@ fn spawn_failure_log(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kubeconfig_names_a_reachable_address_for_each_bind() {
+        let host = |a: &str| kubeconfig_host(a.parse().unwrap());
+        assert_eq!(host("127.0.0.1"), "localhost");
+        assert_eq!(host("0.0.0.0"), "127.0.0.1");
+        assert_eq!(host("::"), "::1");
+        assert_eq!(host("127.0.0.2"), "127.0.0.2");
+        assert_eq!(host("10.1.2.3"), "10.1.2.3");
+        assert_eq!(host_port(&host("::"), 8443), "[::1]:8443");
+        assert_eq!(host_port(&host("0.0.0.0"), 8443), "127.0.0.1:8443");
+    }
 
     #[test]
     fn shell_quote_survives_quotes_and_colons() {

@@ -29,10 +29,11 @@ use bastion_arm::ResourceId;
 use bastion_core::Target;
 use serde::Deserialize;
 
+use crate::cli::KubeAuth;
 use crate::exit::{CliError, CliResult};
 
 /// The keys `[defaults]` takes, for `bastion up --help` and the errors.
-pub const DEFAULT_KEYS: &str = "bind, idle-timeout, max-frame-size, max-connections, subscription, bastion, resource-group, bastion-endpoint, allow-any-port, admin, skip-checks";
+pub const DEFAULT_KEYS: &str = "bind, idle-timeout, max-frame-size, max-connections, subscription, bastion, resource-group, bastion-endpoint, allow-any-port, admin, skip-checks, kube-auth";
 
 /// A parsed and checked tunnels file.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +110,8 @@ pub struct AksSpec {
     pub context: Option<String>,
     /// `kubeconfig-out`, absolute (default: a temporary file).
     pub kubeconfig_out: Option<PathBuf>,
+    /// `kube-auth`: how kubectl authenticates to an AAD cluster (`bastion` or `kubelogin`).
+    pub kube_auth: KubeAuth,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,6 +128,7 @@ struct RawDefaults {
     allow_any_port: Option<bool>,
     admin: Option<bool>,
     skip_checks: Option<bool>,
+    kube_auth: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,6 +154,7 @@ struct RawTunnel {
     context: Option<String>,
     #[serde(alias = "kubeconfig")]
     kubeconfig_out: Option<String>,
+    kube_auth: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -396,6 +401,22 @@ fn resolve(file: &str, base: &Path, d: &RawDefaults, t: RawTunnel) -> CliResult<
                 "give a context name, or leave the key out",
             ));
         }
+        let kube_auth = match t
+            .kube_auth
+            .as_deref()
+            .or(d.kube_auth.as_deref())
+            .map(str::trim)
+        {
+            None | Some("bastion") => KubeAuth::Bastion,
+            Some("kubelogin") => KubeAuth::Kubelogin,
+            Some(other) => {
+                return Err(bad(
+                    "kube-auth",
+                    format!("unknown value {other:?}"),
+                    "write kube-auth = \"bastion\" (the default) or \"kubelogin\"",
+                ));
+            }
+        };
         let (cluster, rg) = (aks.name.trim(), aks.resource_group.trim());
         if cluster.is_empty() || rg.is_empty() {
             return Err(bad(
@@ -415,6 +436,7 @@ fn resolve(file: &str, base: &Path, d: &RawDefaults, t: RawTunnel) -> CliResult<
             skip_checks: t.skip_checks.or(d.skip_checks).unwrap_or(false),
             context: non_empty(t.context),
             kubeconfig_out,
+            kube_auth,
         })
     } else {
         for (key, set) in [
@@ -422,6 +444,7 @@ fn resolve(file: &str, base: &Path, d: &RawDefaults, t: RawTunnel) -> CliResult<
             ("context", t.context.is_some()),
             ("admin", t.admin.is_some()),
             ("skip-checks", t.skip_checks.is_some()),
+            ("kube-auth", t.kube_auth.is_some()),
         ] {
             if set {
                 return Err(bad(
@@ -629,6 +652,7 @@ port = 8443
 kubeconfig = "dev.yaml"
 context = "dev"
 admin = true
+kube-auth = "kubelogin"
 "#
         )
     }
@@ -658,6 +682,7 @@ admin = true
             Some(Path::new("/tmp/dev.yaml"))
         );
         assert!(aks.admin && !aks.skip_checks);
+        assert_eq!(aks.kube_auth, KubeAuth::Kubelogin);
         assert_eq!(aks.context.as_deref(), Some("dev"));
     }
 

@@ -246,7 +246,7 @@ async fn prepare_aks<'s>(
         &fetched,
         spec.admin,
         spec.context.as_deref(),
-        Some((ctx, crate::cli::KubeAuth::Bastion)),
+        Some((ctx, spec.kube_auth)),
         &ctx.out,
     )?;
     let config = aks::tunnel_config(ctx, &cluster, &plan)?;

@@ -50,6 +50,10 @@ pub async fn run(ctx: &Context, args: &UpArgs) -> CliResult<Outcome> {
     }
 
     let mut up = Up::new(ctx, &args.file)?;
+    // Signed in once, up front: a credential problem is one error, not one per tunnel.
+    signals
+        .interruptible(async { up.tokens.token().await.map_err(CliError::from) })
+        .await?;
     let mut reload = false;
     for spec in &file.tunnels {
         match up.start_guarded(spec, &mut signals, &mut reload).await {
