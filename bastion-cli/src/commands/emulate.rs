@@ -82,6 +82,44 @@ fn control_endpoints(running: &Running) -> Vec<(String, String)> {
         .collect()
 }
 
+/// For `--auth managed-identity` and `--auth client-secret`: the command line, with the
+/// variables that point the credential at the sandbox's identity emulator.
+fn credential_examples(running: &Running) -> Vec<(&'static str, String)> {
+    ["managed-identity", "client-secret"]
+        .into_iter()
+        .map(|method| {
+            let vars = running
+                .sandbox
+                .identity_env(method, None)
+                .into_iter()
+                .map(|(k, v)| format!("{k}='{v}'"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            (
+                method,
+                format!(
+                    "env {vars} bastion --auth {method} aks -n aadaks -g aks-rg -- kubectl get pods"
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Writes `text` to `path` with mode 0600 (a new file; an existing one is truncated and has its
+/// mode set to 0600).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
+}
+
 /// `host=ip,host=ip`.
 pub fn resolve_list(resolve: &[(String, IpAddr)]) -> String {
     resolve
@@ -152,9 +190,18 @@ pub async fn run(out: Output, args: &EmulateArgs) -> CliResult<Outcome> {
             "# Control API: {url} with header {CONTROL_SECRET_HEADER}: {secret}\n"
         ));
     }
+    // The other credential kinds, against the sandbox's identity emulator: the AAD-only
+    // cluster `aadaks` then authenticates kubectl through `bastion kube-token` with the same
+    // credential.
+    let credentials = credential_examples(&running);
+    text.push_str("# Other credentials (the identity emulator issues their tokens):\n");
+    for (method, line) in &credentials {
+        text.push_str(&format!("#   --auth {method}: {line}\n"));
+    }
     text.push_str("# The sandbox runs until Ctrl-C.\n");
     if let Some(path) = &args.env_file {
-        std::fs::write(path, &text).map_err(|e| {
+        // The file holds the sandbox's token: readable by its owner only.
+        write_private(path, &text).map_err(|e| {
             CliError::usage(format!("cannot write {}: {e}", path.display()))
                 .hint("choose a writable --env-file path")
         })?;
@@ -170,6 +217,10 @@ pub async fn run(out: Output, args: &EmulateArgs) -> CliResult<Outcome> {
             "event": "environment",
             "env": env,
             "examples": examples(running.vm.echo_addr().port()),
+            "credentials": credentials
+                .iter()
+                .map(|(method, line)| json!({"auth": method, "example": line}))
+                .collect::<Vec<_>>(),
             "control": control
                 .iter()
                 .map(|(url, secret)| json!({"url": url, "header": CONTROL_SECRET_HEADER, "secret": secret}))
