@@ -177,7 +177,7 @@ enum Idle {
     /// A local connection took it.
     Taken,
     /// It is to be closed, deleted and (unless shutting down) replaced.
-    Retire(TunnelConnection, Retirement),
+    Retire(Box<TunnelConnection>, Retirement),
 }
 
 enum Retirement {
@@ -234,7 +234,7 @@ async fn slot(pool: Arc<Pool>, tunnel: WeakTunnel, max_age: Duration) {
                 failures = 0;
                 continue;
             }
-            Idle::Retire(conn, why) => (conn, why),
+            Idle::Retire(conn, why) => (*conn, why),
         };
         let reason = match why {
             Retirement::Shutdown => None,
@@ -288,17 +288,17 @@ async fn idle(
             r = conn.read(&mut chunk[..want]), if want > 0 => Wake::Read(r),
         };
         match wake {
-            Wake::Shutdown => return Idle::Retire(conn, Retirement::Shutdown),
+            Wake::Shutdown => return Idle::Retire(Box::new(conn), Retirement::Shutdown),
             Wake::Claimed(Some(reply)) => {
                 conn.hand_over(pre_attach.freeze());
                 return match reply.send(conn) {
                     Ok(()) => Idle::Taken,
-                    Err(conn) => Idle::Retire(conn, Retirement::Abandoned),
+                    Err(conn) => Idle::Retire(Box::new(conn), Retirement::Abandoned),
                 };
             }
             // The pool dropped its claim without using it: it is going away.
-            Wake::Claimed(None) => return Idle::Retire(conn, Retirement::Shutdown),
-            Wake::Aged => return Idle::Retire(conn, Retirement::MaxAge(max_age)),
+            Wake::Claimed(None) => return Idle::Retire(Box::new(conn), Retirement::Shutdown),
+            Wake::Aged => return Idle::Retire(Box::new(conn), Retirement::MaxAge(max_age)),
             Wake::Read(Ok(0)) => {
                 let reason = match conn.peer_close() {
                     Some(close) if !close.is_normal() => {
@@ -306,12 +306,12 @@ async fn idle(
                     }
                     _ => "the Bastion or the target ended it".to_owned(),
                 };
-                return Idle::Retire(conn, Retirement::Ended(reason));
+                return Idle::Retire(Box::new(conn), Retirement::Ended(reason));
             }
             Wake::Read(Ok(n)) => pre_attach.extend_from_slice(&chunk[..n]),
             Wake::Read(Err(e)) => {
                 let reason = format!("it failed: {}", Error::from_io(e));
-                return Idle::Retire(conn, Retirement::Ended(reason));
+                return Idle::Retire(Box::new(conn), Retirement::Ended(reason));
             }
         }
     }

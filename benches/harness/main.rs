@@ -4,7 +4,8 @@
 //! - Bulk: one connection, upload and download separately, default and 64 KiB frames.
 //! - Parallel bulk: aggregate over 1, 10 and 100 connections (default frames).
 //! - Setup: connect to first echoed byte, p50/p99, at 0 ms and at an added RTT (a delaying
-//!   relay in front of the emulator's Bastion port, and in front of the echo target for direct).
+//!   relay in front of the emulator's Bastion port, and in front of the echo target for direct),
+//!   each also with `--prewarm N` (see `setup_prewarm`).
 //! - CPU: seconds per GiB of the tunnel process and of the emulator process.
 //! - Memory: VmRSS of the tunnel process (and, apart, of the emulator) per idle connection, a
 //!   hold at the largest count (every connection must still echo, none may fail), what is
