@@ -663,7 +663,7 @@ pub struct DemoArgs {
 const UP_HELP: &str = r#"The file: a [defaults] table (optional) and one [[tunnel]] per tunnel. Keys are the long
 options of `bastion tunnel` and `bastion aks`:
 
-  [defaults]                  # bind, idle-timeout, max-frame-size, max-connections,
+  [defaults]                  # bind, idle-timeout, max-frame-size, max-connections, prewarm,
   bind = "127.0.0.1"          # subscription, bastion, resource-group, bastion-endpoint,
                               # allow-any-port, admin, skip-checks, kube-auth
   [[tunnel]]
@@ -672,7 +672,7 @@ options of `bastion tunnel` and `bastion aks`:
   bastion = "/subscriptions/.../bastionHosts/hub"   # or a name with resource-group = "RG"
   target-resource-id = "/subscriptions/.../virtualMachines/web1"
   resource-port = 22
-  # also: bind, idle-timeout, max-frame-size, max-connections, subscription,
+  # also: bind, idle-timeout, max-frame-size, max-connections, prewarm, subscription,
   #       bastion-endpoint, allow-any-port
 
   [[tunnel]]

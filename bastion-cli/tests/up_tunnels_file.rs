@@ -530,3 +530,63 @@ async fn a_tunnel_that_cannot_start_stops_the_others_with_its_error() {
     vm.bastion().assert_no_orphans();
     vm.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prewarm_in_the_file_keeps_sessions_ready_per_tunnel_and_sigterm_deletes_them() {
+    let (_s, vm, env) = sandbox_with_vm().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tunnels.toml");
+    // `prewarm` from [defaults] for one tunnel, overridden to 0 by the other.
+    std::fs::write(
+        &file,
+        format!(
+            "[defaults]\nprewarm = 2\n\n{}{}",
+            vm_tunnel("ssh", 22, ""),
+            vm_tunnel("web", 80, "prewarm = 0")
+        ),
+    )
+    .unwrap();
+    let mut cmd = command(
+        &["--output", "json", "up", "-f", file.to_str().unwrap()],
+        &env,
+    );
+    cmd.stdout(Stdio::piped());
+    let mut run = Running::spawn(cmd);
+    let mut events = Events::new(run.child.stdout.take().unwrap());
+    events.until("up", |v| v["event"] == "up").await;
+    let ssh_port = port_of(
+        events
+            .seen
+            .iter()
+            .find(|v| v["event"] == "ready" && v["tunnel"] == "ssh")
+            .expect("ssh ready"),
+    );
+    // Two sessions to port 22 open with no client; none to port 80.
+    for n in 1..=2 {
+        events
+            .until(&format!("pre-warmed session {n} of ssh"), |v| {
+                v["event"] == "prewarmed" && v["tunnel"] == "ssh"
+            })
+            .await;
+    }
+    assert_eq!(live_sessions_to(&vm, 22), 2);
+    assert_eq!(live_sessions_to(&vm, 80), 0);
+    assert!(
+        !events
+            .seen
+            .iter()
+            .any(|v| v["event"] == "prewarmed" && v["tunnel"] == "web"),
+        "{:#?}",
+        events.seen
+    );
+    // A client is served by a ready session.
+    let mut conn = connect(ssh_port).await;
+    assert_eq!(round_trip(&mut conn, b"warm").await, b"warm");
+    drop(conn);
+
+    run.signal(Signal::TERM);
+    let status = run.wait(WAIT).await;
+    assert_eq!(status.code(), Some(0), "{}", run.stderr());
+    vm.bastion().assert_no_orphans();
+    vm.shutdown().await;
+}

@@ -354,24 +354,40 @@ fn log_event(out: &Output, event: &ConnectionEvent, tag: Option<&str>) {
                 }),
             );
         }
+        // Pool bookkeeping: JSON only (with the tunnel's tag under `bastion up`), never a
+        // text line per session.
         ConnectionEvent::Prewarmed { ready } => {
-            tracing::debug!(ready, "pre-warmed session ready");
+            tracing::debug!(ready, tunnel = tag, "pre-warmed session ready");
             if out.is_json() {
-                out.json(&json!({"event": "prewarmed", "ready": ready}));
+                out.json(&tagged(json!({"event": "prewarmed", "ready": ready}), tag));
             }
         }
         ConnectionEvent::PrewarmRetired { reason } => {
-            tracing::debug!(%reason, "pre-warmed session replaced");
+            tracing::debug!(%reason, tunnel = tag, "pre-warmed session replaced");
             if out.is_json() {
-                out.json(&json!({"event": "prewarm_replaced", "reason": reason}));
+                out.json(&tagged(
+                    json!({"event": "prewarm_replaced", "reason": reason}),
+                    tag,
+                ));
             }
         }
-        ConnectionEvent::PrewarmFailed { error, retry_in } => out.warn(format!(
-            "could not pre-warm a session (trying again in {}): {error}",
-            output::duration(*retry_in)
-        )),
+        ConnectionEvent::PrewarmFailed { error, retry_in } => {
+            let prefix = tag.map(|t| format!("{t}: ")).unwrap_or_default();
+            out.warn(format!(
+                "{prefix}could not pre-warm a session (trying again in {}): {error}",
+                output::duration(*retry_in)
+            ))
+        }
         other => tracing::debug!(?other, "connection event"),
     }
+}
+
+/// `value` with `"tunnel": tag` when there is a tag.
+fn tagged(mut value: serde_json::Value, tag: Option<&str>) -> serde_json::Value {
+    if let Some(tag) = tag {
+        value["tunnel"] = json!(tag);
+    }
+    value
 }
 
 /// The closing summary; undeleted sessions are a warning.

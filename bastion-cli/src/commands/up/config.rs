@@ -33,7 +33,7 @@ use crate::cli::KubeAuth;
 use crate::exit::{CliError, CliResult};
 
 /// The keys `[defaults]` takes, for `bastion up --help` and the errors.
-pub const DEFAULT_KEYS: &str = "bind, idle-timeout, max-frame-size, max-connections, subscription, bastion, resource-group, bastion-endpoint, allow-any-port, admin, skip-checks, kube-auth";
+pub const DEFAULT_KEYS: &str = "bind, idle-timeout, max-frame-size, max-connections, prewarm, subscription, bastion, resource-group, bastion-endpoint, allow-any-port, admin, skip-checks, kube-auth";
 
 /// A parsed and checked tunnels file.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +57,8 @@ pub struct TunnelSpec {
     pub max_frame_size: Option<usize>,
     /// `max-connections`.
     pub max_connections: Option<usize>,
+    /// `prewarm`: sessions kept connected ahead of need (0: none).
+    pub prewarm: usize,
     /// What it reaches.
     pub kind: Kind,
 }
@@ -121,6 +123,7 @@ struct RawDefaults {
     idle_timeout: Option<u64>,
     max_frame_size: Option<usize>,
     max_connections: Option<usize>,
+    prewarm: Option<usize>,
     subscription: Option<String>,
     bastion: Option<String>,
     resource_group: Option<String>,
@@ -140,6 +143,7 @@ struct RawTunnel {
     idle_timeout: Option<u64>,
     max_frame_size: Option<usize>,
     max_connections: Option<usize>,
+    prewarm: Option<usize>,
     subscription: Option<String>,
     bastion: Option<String>,
     resource_group: Option<String>,
@@ -509,6 +513,7 @@ fn resolve(file: &str, base: &Path, d: &RawDefaults, t: RawTunnel) -> CliResult<
         idle_timeout: t.idle_timeout.or(d.idle_timeout),
         max_frame_size: t.max_frame_size.or(d.max_frame_size),
         max_connections: t.max_connections.or(d.max_connections),
+        prewarm: t.prewarm.or(d.prewarm).unwrap_or(0),
         kind,
     })
 }

@@ -62,6 +62,10 @@ pub async fn start(up: &Up<'_>, spec: &TunnelSpec) -> CliResult<Live> {
         spec.max_frame_size,
         spec.max_connections,
     );
+    tunnel::apply_prewarm(&mut config, spec.prewarm, spec.max_connections).map_err(|e| {
+        CliError::usage(format!("tunnel '{}': prewarm: {}", spec.name, e.what))
+            .hint("lower the tunnel's prewarm in the file, or raise its max-connections")
+    })?;
     target::check_config(&config)?;
     // One token cache for every tunnel; the first call signs in, so a credential problem fails
     // here rather than on the first connection.
