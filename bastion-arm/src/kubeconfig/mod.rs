@@ -144,6 +144,9 @@ pub struct RewriteRecord {
     pub tunnel_server: String,
     /// The `tls-server-name` written.
     pub tls_server_name: String,
+    /// The `tls-server-name` entry exactly as it was (it may be present and not a string, e.g.
+    /// `null`), so that `restore` gives back the document as it was.
+    original_tls_entry: Option<Value>,
 }
 
 /// A parsed kubeconfig. Its `Debug` shows only the names of its entries, never their
@@ -211,10 +214,10 @@ impl Kubeconfig {
         if !doc.is_mapping() {
             return Err(KubeconfigError::NotAMapping);
         }
-        if has_tag(&doc) {
-            return Err(KubeconfigError::Parse(
-                "it uses a YAML tag (`!…`), which a kubeconfig never needs".into(),
-            ));
+        if let Some(what) = unwritable(&doc) {
+            return Err(KubeconfigError::Parse(format!(
+                "it uses {what}, which a kubeconfig never needs"
+            )));
         }
         Ok(Self { doc })
     }
@@ -359,6 +362,7 @@ impl Kubeconfig {
         let entry = self
             .cluster_entry_mut(&cluster)
             .ok_or_else(|| KubeconfigError::NoServer(cluster.clone()))?;
+        let original_tls_entry = entry.get("tls-server-name").cloned();
         entry.insert(key("server"), Value::String(tunnel_server.clone()));
         entry.insert(
             key("tls-server-name"),
@@ -370,6 +374,7 @@ impl Kubeconfig {
             original_tls_server_name,
             tunnel_server,
             tls_server_name,
+            original_tls_entry,
         })
     }
 
@@ -384,9 +389,11 @@ impl Kubeconfig {
             return false;
         };
         entry.insert(key("server"), Value::String(record.original_server.clone()));
-        match &record.original_tls_server_name {
-            Some(name) => {
-                entry.insert(key("tls-server-name"), Value::String(name.clone()));
+        // The entry as it was, even when it was not a string (found by the
+        // `kubeconfig_round_trip` fuzz target: a `tls-server-name: null` came back removed).
+        match &record.original_tls_entry {
+            Some(value) => {
+                entry.insert(key("tls-server-name"), value.clone());
             }
             None => {
                 entry.shift_remove("tls-server-name");
@@ -643,15 +650,21 @@ fn existing_mode(_path: &Path) -> Option<u32> {
     None
 }
 
-/// Whether a YAML tag (`!name`) appears anywhere in `value`. Kubeconfigs have none, and a
-/// document with one may not be writable again: `!` alone parses but cannot be serialised
-/// (found by the `kubeconfig_round_trip` fuzz target), which would fail an in-place edit.
-fn has_tag(value: &Value) -> bool {
+/// What in `value`, if anything, kubeconfigs never use and the YAML writer cannot write back:
+/// a tag (`!` alone parses but cannot be serialised) or a key that is a mapping or a list
+/// (`? {a: b}`). Found by the `kubeconfig_round_trip` fuzz target; either would make an
+/// in-place edit fail after the file was read.
+fn unwritable(value: &Value) -> Option<&'static str> {
     match value {
-        Value::Tagged(_) => true,
-        Value::Sequence(items) => items.iter().any(has_tag),
-        Value::Mapping(map) => map.iter().any(|(k, v)| has_tag(k) || has_tag(v)),
-        _ => false,
+        Value::Tagged(_) => Some("a YAML tag (`!…`)"),
+        Value::Sequence(items) => items.iter().find_map(unwritable),
+        Value::Mapping(map) => map.iter().find_map(|(k, v)| {
+            if matches!(k, Value::Mapping(_) | Value::Sequence(_)) {
+                return Some("a mapping or a list as a key");
+            }
+            unwritable(k).or_else(|| unwritable(v))
+        }),
+        _ => None,
     }
 }
 
@@ -756,14 +769,54 @@ users:
     }
 
     #[test]
-    fn a_document_with_a_yaml_tag_is_refused() {
+    fn restore_puts_back_a_tls_server_name_that_was_not_a_string() {
+        // What the fuzzer found: `tls-server-name: null` came back removed.
+        let text = "clusters:\n- cluster: {server: 'https://a.example:6443', tls-server-name: null}\n  name: a\n";
+        let original = Kubeconfig::parse(text).unwrap();
+        let mut k = original.clone();
+        let record = k
+            .point_at_tunnel(ClusterSelector::Named("a"), 8443)
+            .unwrap();
+        assert_eq!(k.tls_server_name("a"), Some("a.example"));
+        let mut reread = Kubeconfig::parse(&k.to_yaml().unwrap()).unwrap();
+        assert!(reread.restore(&record));
+        assert!(reread == original, "{}", reread.to_yaml().unwrap());
+    }
+
+    #[test]
+    fn a_document_the_yaml_writer_cannot_write_back_is_refused() {
         // What the fuzzer found: parsed, then `to_yaml` failed on the bare `!` tag.
         let err = Kubeconfig::parse("r:\n ! r:\n    cl  clusters&d&d").unwrap_err();
         assert!(err.to_string().contains("YAML tag"), "{err}");
         let err = Kubeconfig::parse("clusters: !custom\n- name: a\n").unwrap_err();
         assert!(err.to_string().contains("YAML tag"), "{err}");
-        // Without tags the same shapes parse.
-        assert!(Kubeconfig::parse("r:\n r:\n    cl  clusters&d&d").is_ok());
+        // A mapping as a key: parsed, then not writable either.
+        let err = Kubeconfig::parse("?\n    certificate-authority-data: Q0E2\n: htt").unwrap_err();
+        assert!(err.to_string().contains("as a key"), "{err}");
+        // Without them the same shapes parse, and are written back.
+        let plain = Kubeconfig::parse("r:\n r:\n    cl  clusters&d&d").unwrap();
+        assert!(plain.to_yaml().is_ok());
+    }
+
+    #[test]
+    fn a_tunnel_on_another_address_is_named_by_it_and_restored() {
+        for (host, server) in [
+            ("127.0.0.2", "https://127.0.0.2:8443/"),
+            ("::1", "https://[::1]:8443/"),
+            ("[::1]", "https://[::1]:8443/"),
+        ] {
+            let mut k = Kubeconfig::parse(&user_devicecode()).unwrap();
+            let before = k.clone();
+            let rec = k
+                .point_at_tunnel_on(ClusterSelector::CurrentContext, host, 8443)
+                .unwrap();
+            assert_eq!(k.server("myaks"), Some(server));
+            assert_eq!(rec.tunnel_server, server);
+            // The certificate is still checked against the cluster's name.
+            assert_eq!(k.tls_server_name("myaks"), Some(PRIVATE_HOST));
+            assert!(k.restore(&rec));
+            assert_eq!(k, before, "{host}");
+        }
     }
 
     #[test]
