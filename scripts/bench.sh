@@ -6,6 +6,8 @@
 #
 #   scripts/bench.sh            # full run (about 5 minutes on a 2-core machine)
 #   scripts/bench.sh --quick    # smaller sizes and counts (about a minute)
+#   scripts/bench.sh --only memory --connections 10000 --hold 60
+#                               # hold 10,000 idle connections a minute, check each, close them
 #   scripts/bench.sh --help     # every option
 #
 # Results: a table on stdout, JSON in target/bench/results.json (or --out PATH), child logs in
@@ -13,8 +15,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Up to 10,000 idle connections need about 20,000 descriptors in the tunnel and the emulator
-# (inherited from here): raise the soft limit to the hard limit.
+# Up to 10,000 idle connections need about 20,000 descriptors in the harness, the tunnel and
+# the emulator (inherited from here): raise the soft limit to the hard limit (the harness also
+# tries to raise the hard limit, which only root with CAP_SYS_RESOURCE may).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # One cargo invocation for both, so they share one feature resolution and its artifacts.

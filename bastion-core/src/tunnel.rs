@@ -1247,7 +1247,7 @@ where
     }
 }
 
-/// A relay's read buffer: grown (up to its maximum) while reads fill it, and back to a few KiB
+/// A relay's read buffer: grown (up to its maximum) while reads fill it, and back to 1 KiB
 /// after a small read, so thousands of idle or interactive connections hold little and a bulk
 /// transfer still reads large chunks.
 struct ReadBuffer {
