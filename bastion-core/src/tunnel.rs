@@ -79,6 +79,12 @@ pub struct TunnelConfig {
     /// side's data keeps being relayed until it ends or this long has passed, then the tunnel
     /// closes (a WebSocket cannot carry a half-close, so the target does not see the EOF).
     pub drain_timeout: Duration,
+    /// How long local data waits once the replay window (1 MiB, kept for the retry after an
+    /// in-band HTTP error) is full and the far side has sent nothing yet. Then the retry is
+    /// given up and the data flows on, so that a protocol whose client sends more than the
+    /// window before any answer (an upload) is not stalled; an in-band error after that ends
+    /// the connection instead of being retried (docs/protocol.md#replay-once-retry).
+    pub replay_wait: Duration,
     /// Budget for closing every WebSocket and deleting every session at shutdown.
     pub shutdown_timeout: Duration,
     /// Limit for one DELETE.
@@ -117,6 +123,7 @@ impl TunnelConfig {
             max_concurrent: None,
             idle_timeout: None,
             drain_timeout: Duration::from_secs(3),
+            replay_wait: Duration::from_secs(3),
             shutdown_timeout: Duration::from_secs(5),
             delete_timeout: Duration::from_secs(10),
             allow_any_port: false,
@@ -1044,8 +1051,8 @@ struct PumpOutcome {
 }
 
 /// The most bytes kept for replaying on a retry after an in-band HTTP error. Until the far side
-/// sends its first byte, local data beyond this waits (backpressure) instead of giving the
-/// retry up.
+/// sends its first byte, local data beyond this waits (backpressure) for up to
+/// [`TunnelConfig::replay_wait`]; then the retry is given up and the data flows on.
 const REPLAY_LIMIT: usize = 1 << 20;
 
 async fn pump<L>(
@@ -1089,8 +1096,21 @@ where
                 if replaying.load(Ordering::Relaxed) {
                     let kept = replay.lock().unwrap_or_else(|p| p.into_inner()).len();
                     if kept >= REPLAY_LIMIT {
-                        // The replay buffer is full: wait for the far side's first byte.
-                        let _ = first_reply.wait_for(|replied| *replied).await;
+                        // The replay buffer is full: wait for the far side's first byte, but
+                        // not forever (a client that sends more than the window before any
+                        // answer would stall): then the retry is given up and data flows on.
+                        let replied = tokio::time::timeout(
+                            config.replay_wait,
+                            first_reply.wait_for(|replied| *replied),
+                        )
+                        .await;
+                        if replied.is_err() && replaying.swap(false, Ordering::Relaxed) {
+                            *replay.lock().unwrap_or_else(|p| p.into_inner()) = Vec::new();
+                            tracing::debug!(
+                                window = REPLAY_LIMIT,
+                                "no reply while the replay window was full: no retry for this connection"
+                            );
+                        }
                         continue;
                     }
                     want = want.min(REPLAY_LIMIT - kept);

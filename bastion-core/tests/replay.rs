@@ -126,3 +126,39 @@ async fn more_than_the_replay_window_before_the_far_side_answers_waits_and_arriv
     );
     assert_eq!(sessions[0].bytes_up, data.len() as u64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_far_side_that_needs_more_than_the_window_before_answering_is_not_stalled() {
+    // An upload-like protocol: the far side answers only after two windows' worth. The relay
+    // waits `replay_wait` with a full window, then gives the retry up and sends on.
+    let late = spawn_late_echo(2 * REPLAY_WINDOW).await;
+    let vm = bastion_emulator::vm_resource_id("late-echo");
+    let fixture = BastionFixture::standard(TENANT);
+    let h = Harness::start_with(fixture, |c| {
+        c.with_target(TargetFixture::new(&vm, 22, late))
+    })
+    .await;
+    let mut config = h.config(Target::resource(&vm, 22).unwrap());
+    config.replay_wait = std::time::Duration::from_millis(200);
+    let tunnel = bastion_core::Tunnel::new(config, credential()).unwrap();
+    let served = Served::start(tunnel).await;
+    let data = random_bytes(3 * REPLAY_WINDOW, 23);
+    let echoed = tokio::time::timeout(GUARD, echo_round_trip(served.connect().await, &data))
+        .await
+        .expect("hang guard: the relay stalled behind its full replay window");
+    assert!(echoed == data, "the echo differs from what was sent");
+    let summary = served.stop().await;
+    assert_eq!((summary.accepted, summary.failed), (1, 0));
+    h.assert_all_sessions_deleted().await;
+
+    let sessions = sessions_by_mint_order(&h);
+    assert_eq!(sessions.len(), 1, "no retry: {sessions:?}");
+    // The far side got its two windows before it said anything: more than the replay window
+    // went out with no answer, which the relay used to refuse to do.
+    assert!(
+        sessions[0].bytes_up_before_first_down >= Some(2 * REPLAY_WINDOW as u64),
+        "{:?}",
+        sessions[0].bytes_up_before_first_down
+    );
+    assert_eq!(sessions[0].bytes_up, data.len() as u64);
+}
