@@ -17,7 +17,7 @@ async fn user_credentials_point_at_the_private_fqdn() {
         .unwrap();
     assert_eq!(creds.kubeconfigs[0].name, "clusterUser");
     let yaml = creds.decode_first().unwrap();
-    let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml).unwrap();
+    let config: yaml_serde::Value = yaml_serde::from_str(&yaml).unwrap();
     let cluster = &config["clusters"][0]["cluster"];
     assert_eq!(
         cluster["server"].as_str().unwrap(),

@@ -3,7 +3,7 @@
 
 use bastion_arm::{ClusterSelector, Kubeconfig, ResourceId, ResourceScope};
 use proptest::prelude::*;
-use serde_yaml_ng::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -205,7 +205,7 @@ fn kubeconfig_yaml(clusters: &[Cluster], current: usize, token: &str) -> String 
     doc.insert(s("kind"), s("Config"));
     doc.insert(s("preferences"), Value::Mapping(Mapping::new()));
     doc.insert(s("users"), Value::Sequence(user_seq));
-    serde_yaml_ng::to_string(&Value::Mapping(doc)).unwrap()
+    yaml_serde::to_string(&Value::Mapping(doc)).unwrap()
 }
 
 fn clusters() -> impl Strategy<Value = Vec<Cluster>> {

@@ -51,8 +51,8 @@ async fn bind_context_and_public_fqdn_shape_the_kubeconfig_kubectl_uses() {
     let (stdout, stderr) = assert_success(&out);
     // A wildcard bind is warned about, and the kubeconfig names a loopback address on it.
     assert!(stderr.contains("warning: listening on 0.0.0.0"), "{stderr}");
-    let kc: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(&seen).unwrap()).unwrap();
+    let kc: yaml_serde::Value =
+        yaml_serde::from_str(&std::fs::read_to_string(&seen).unwrap()).unwrap();
     assert_eq!(kc["current-context"].as_str(), Some("through-bastion"));
     let context = &kc["contexts"][0];
     assert_eq!(context["name"].as_str(), Some("through-bastion"));

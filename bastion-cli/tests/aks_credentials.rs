@@ -8,7 +8,7 @@ use std::path::Path;
 
 use bastion_emulator::sandbox::{PRIVATE_CLUSTER_PUBLIC_FQDN, PRIVATE_FQDN};
 use common::{ArmSandbox, assert_clean_error, assert_success, command, myaks_args, run_command};
-use serde_yaml_ng::Value;
+use yaml_serde::Value;
 
 const OTHER: &str = "apiVersion: v1
 kind: Config
@@ -40,7 +40,7 @@ async fn credentials(s: &ArmSandbox, args: &[&str]) -> std::process::Output {
 }
 
 fn read(path: &Path) -> Value {
-    serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn names(doc: &Value, section: &str) -> Vec<String> {
@@ -181,7 +181,7 @@ async fn file_dash_prints_yaml_on_stdout() {
     cmd.env("HOME", home.path()).env_remove("KUBECONFIG");
     let out = run_command(cmd).await;
     let (stdout, _) = assert_success(&out);
-    let doc: Value = serde_yaml_ng::from_str(&stdout).unwrap();
+    let doc: Value = yaml_serde::from_str(&stdout).unwrap();
     assert_eq!(doc["current-context"].as_str(), Some("myaks"));
     let server = doc["clusters"][0]["cluster"]["server"].as_str().unwrap();
     assert!(server.contains(PRIVATE_CLUSTER_PUBLIC_FQDN), "{server}");

@@ -4,8 +4,8 @@
 
 use base64::Engine as _;
 use bastion_core::Secret;
-use serde_yaml_ng::Value;
 use url::Url;
+use yaml_serde::Value;
 
 use super::{Kubeconfig, KubeconfigError, name_of, seq};
 

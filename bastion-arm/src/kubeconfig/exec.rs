@@ -4,7 +4,7 @@
 //! the login mode of the credential in use. Pure functions of the YAML tree: no file, no
 //! process, no network.
 
-use serde_yaml_ng::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::{Kubeconfig, exec_args, is_kubelogin, key, login_mode, name_of};
 

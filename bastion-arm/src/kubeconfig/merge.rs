@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use serde_yaml_ng::Value;
+use yaml_serde::Value;
 
 use super::{Kubeconfig, KubeconfigError, key};
 

@@ -17,7 +17,7 @@ mod session;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde_yaml_ng::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 pub use access::{ApiServerAccess, ClientCertificate, UserCredentials};
 pub use exec::{AKS_AAD_SCOPE, AKS_AAD_SERVER_ID, EXEC_API_VERSION, ExecPlugin, KubeloginLogin};
@@ -210,7 +210,7 @@ impl Kubeconfig {
     /// Parses kubeconfig YAML.
     pub fn parse(text: &str) -> Result<Self, KubeconfigError> {
         let doc: Value =
-            serde_yaml_ng::from_str(text).map_err(|e| KubeconfigError::Parse(e.to_string()))?;
+            yaml_serde::from_str(text).map_err(|e| KubeconfigError::Parse(e.to_string()))?;
         if !doc.is_mapping() {
             return Err(KubeconfigError::NotAMapping);
         }
@@ -233,7 +233,7 @@ impl Kubeconfig {
 
     /// Serialises back to YAML.
     pub fn to_yaml(&self) -> Result<String, KubeconfigError> {
-        serde_yaml_ng::to_string(&self.doc).map_err(|e| KubeconfigError::Serialize(e.to_string()))
+        yaml_serde::to_string(&self.doc).map_err(|e| KubeconfigError::Serialize(e.to_string()))
     }
 
     /// The YAML value tree.
@@ -507,7 +507,7 @@ fn exec_args(exec: &Value) -> Vec<String> {
             a.iter()
                 .map(|v| match v {
                     Value::String(s) => s.clone(),
-                    other => serde_yaml_ng::to_string(other)
+                    other => yaml_serde::to_string(other)
                         .map(|s| s.trim_end().to_owned())
                         .unwrap_or_default(),
                 })

@@ -176,13 +176,13 @@ pub fn in_ci() -> bool {
 }
 
 /// The kubeconfig's first user's exec plugin.
-pub fn exec_of(kubeconfig: &str) -> serde_yaml_ng::Value {
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(kubeconfig).unwrap();
+pub fn exec_of(kubeconfig: &str) -> yaml_serde::Value {
+    let doc: yaml_serde::Value = yaml_serde::from_str(kubeconfig).unwrap();
     doc["users"][0]["user"]["exec"].clone()
 }
 
 /// The exec plugin's arguments.
-pub fn args_of(exec: &serde_yaml_ng::Value) -> Vec<String> {
+pub fn args_of(exec: &yaml_serde::Value) -> Vec<String> {
     exec["args"]
         .as_sequence()
         .map(|a| {

@@ -430,7 +430,7 @@ pub fn kubeconfig_for_format(
             }
         }]
     });
-    serde_yaml_ng::to_string(&config).map_err(|e| FixtureError(e.to_string()))
+    yaml_serde::to_string(&config).map_err(|e| FixtureError(e.to_string()))
 }
 
 #[cfg(test)]
