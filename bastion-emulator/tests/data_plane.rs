@@ -888,6 +888,40 @@ async fn ip_connect_port_allow_list_and_flag() {
 }
 
 #[tokio::test]
+async fn target_bursts_are_cut_into_frames_of_at_most_the_server_read_size() {
+    // The relay reads the target in large pieces; what it sends still keeps the frame shape.
+    let s = setup_with_faults(Faults {
+        server_read_size: Some(1000),
+        ..Faults::default()
+    })
+    .await;
+    let (_, _, mut ws) = s.tunnel().await;
+    let data: Vec<u8> = (0..25_000u32).map(|i| (i % 251) as u8).collect();
+    ws.send(Message::Binary(data.clone().into())).await.unwrap();
+    let mut echoed = Vec::new();
+    let mut frames = 0u64;
+    while echoed.len() < data.len() {
+        match recv(&mut ws).await {
+            Message::Binary(b) => {
+                assert!(
+                    (1..=1000).contains(&b.len()),
+                    "a server frame of {} bytes",
+                    b.len()
+                );
+                echoed.extend_from_slice(&b);
+                frames += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(echoed, data);
+    assert!(frames >= 25, "{frames} frames");
+    assert_eq!(s.emu.stats().frames_down, frames);
+    assert_eq!(s.emu.stats().bytes_down, 25_000);
+    ws.close(None).await.unwrap();
+}
+
+#[tokio::test]
 async fn server_frame_quirks() {
     let s = setup_with_faults(Faults {
         fragment_size: Some(3),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,14 +34,22 @@ use super::state::Shared;
 
 type Ws = WebSocketStream<Sniffer<RawIo>>;
 
-/// Default read size on the target socket (the largest server frame).
+/// Default largest server frame: what the target sends is cut into frames of at most this.
 const DEFAULT_READ_SIZE: usize = 16 * 1024;
+/// Bytes asked of the target socket per read (at least the frame size): several frames per
+/// system call, so a bulk download costs a quarter of the reads it did at one frame per read.
+const TARGET_READ_BYTES: usize = 64 * 1024;
 /// Upper bound for the `server_read_size` knob.
 const MAX_READ_SIZE: usize = 32 * 1024 * 1024;
 /// Bytes queued per direction before backpressure, without latency.
 const QUEUE_BYTES: usize = 256 * 1024;
 /// Bytes queued per direction with latency (keeps the delay from capping throughput).
 const QUEUE_BYTES_WITH_LATENCY: usize = 16 * 1024 * 1024;
+/// tungstenite's read size from the TLS stream. It zero-fills this much before every read,
+/// and one read returns at most about one TLS record (16 KiB) of plaintext: its 128 KiB
+/// default zeroed several times the payload, and was held by every idle tunnel. A larger frame
+/// grows the buffer to fit it.
+const WS_READ_BUFFER: usize = 16 * 1024;
 /// Largest client frame accepted when not in strict mode.
 const DEFAULT_MAX_FRAME: usize = 16 << 20;
 /// How long the server waits for the client's Close reply.
@@ -123,6 +131,7 @@ pub(crate) async fn serve(
     let mut config = WebSocketConfig::default();
     config.max_frame_size = Some(faults.max_frame_size.unwrap_or(DEFAULT_MAX_FRAME));
     config.max_message_size = Some(64 << 20);
+    config.read_buffer_size = WS_READ_BUFFER;
     let ws = WebSocketStream::from_raw_socket(
         Sniffer::new(io, Arc::clone(&traffic)),
         Role::Server,
@@ -170,6 +179,14 @@ async fn write_in_band(io: &mut RawIo) {
         io.write_all(&page).await?;
         io.flush().await?;
         io.shutdown().await
+    })
+    .await;
+    // A lingering close, as a web server makes: what the client still sends is read and
+    // dropped (until it closes, at most 2 s), because closing a socket with unread bytes
+    // resets the connection, which can destroy the page before the client has read it.
+    let mut buf = vec![0u8; 16 * 1024];
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while matches!(io.read(&mut buf).await, Ok(n) if n > 0) {}
     })
     .await;
 }
@@ -796,20 +813,23 @@ async fn target_writer(
 }
 
 async fn target_reader(
-    mut r: OwnedReadHalf,
+    r: OwnedReadHalf,
     down: mpsc::UnboundedSender<Down>,
     mut stop: watch::Receiver<bool>,
     budget: Arc<Semaphore>,
     cap: usize,
     latency: Duration,
-    read_size: usize,
+    frame_size: usize,
 ) {
-    let mut buf = vec![0u8; read_size];
+    // Filled in place (no zeroing, no copy into a frame): each read becomes frames that share
+    // its buffer. Reserved once data is readable, so an idle tunnel holds no read buffer.
+    let want = TARGET_READ_BYTES.max(frame_size).min(cap);
+    let mut buf = BytesMut::new();
     loop {
         let n = tokio::select! {
             biased;
             _ = stopped(&mut stop) => return,
-            r = r.read(&mut buf) => r,
+            r = read_some(&r, &mut buf, want) => r,
         };
         match n {
             Ok(0) => {
@@ -817,27 +837,49 @@ async fn target_reader(
                 return;
             }
             Ok(n) => {
-                let permit = tokio::select! {
-                    biased;
-                    _ = stopped(&mut stop) => return,
-                    p = acquire(&budget, n, cap) => match p {
-                        Some(p) => p,
-                        None => return,
-                    },
-                };
-                let chunk = Chunk {
-                    data: Bytes::copy_from_slice(&buf[..n]),
-                    due: Instant::now() + latency,
-                    _permit: permit,
-                };
-                if down.send(Down::Data(chunk)).is_err() {
-                    return;
+                let mut data = buf.split().freeze();
+                if n < want {
+                    // The target has nothing more for now: a quiet tunnel keeps no spare buffer.
+                    buf = BytesMut::new();
+                }
+                while !data.is_empty() {
+                    let piece = data.split_to(frame_size.min(data.len()));
+                    let permit = tokio::select! {
+                        biased;
+                        _ = stopped(&mut stop) => return,
+                        p = acquire(&budget, piece.len(), cap) => match p {
+                            Some(p) => p,
+                            None => return,
+                        },
+                    };
+                    let chunk = Chunk {
+                        data: piece,
+                        due: Instant::now() + latency,
+                        _permit: permit,
+                    };
+                    if down.send(Down::Data(chunk)).is_err() {
+                        return;
+                    }
                 }
             }
             Err(_) => {
                 let _ = down.send(Down::Error);
                 return;
             }
+        }
+    }
+}
+
+/// Reads what the target has sent, up to `want` bytes, into `buf`'s spare capacity; the
+/// buffer is only reserved once the socket is readable.
+async fn read_some(r: &OwnedReadHalf, buf: &mut BytesMut, want: usize) -> std::io::Result<usize> {
+    loop {
+        r.readable().await?;
+        buf.reserve(want);
+        let mut limited = (&mut *buf).limit(want);
+        match r.try_read_buf(&mut limited) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            other => return other,
         }
     }
 }
