@@ -221,18 +221,7 @@ fn percent_encode(text: &str) -> String {
 
 /// A private (0700) temporary directory for the `.rdp` file.
 fn rdp_dir() -> CliResult<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix("bastion-rdp-")
-        // Private whatever the umask: only this user may read what goes in it.
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir()
-        .map_err(|e| {
-            CliError::new(
-                Code::Other,
-                format!("cannot create a temporary directory: {e}"),
-            )
-            .hint("check TMPDIR")
-        })
+    super::private_temp_dir("bastion-rdp-")
 }
 
 /// The `.rdp` file's text: the tunnel's address, and the user name when given.

@@ -177,18 +177,7 @@ async fn aad_certificate(key: Option<&Path>) -> CliResult<AadCert> {
         )
         .hint("run `az extension add --name ssh` (after `az login`)"));
     }
-    let dir = tempfile::Builder::new()
-        .prefix("bastion-ssh-")
-        // Private whatever the umask: only this user may read what goes in it.
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir()
-        .map_err(|e| {
-            CliError::new(
-                Code::Other,
-                format!("cannot create a temporary directory: {e}"),
-            )
-            .hint("check TMPDIR")
-        })?;
+    let dir = super::private_temp_dir("bastion-ssh-")?;
     let (key, public) = match key {
         Some(key) => {
             let beside = PathBuf::from(format!("{}.pub", key.display()));
