@@ -82,6 +82,13 @@ pub struct CliError {
     pub detail: Option<String>,
 }
 
+/// The error for a credential that could not give a token: a short guide in text mode (see
+/// `credential_guide`), the SDK's whole message in `--output json`.
+pub fn credential_error(cause: &str) -> CliError {
+    CliError::new(Code::Auth, "no Azure credential could give an access token")
+        .with_guide(crate::credential_guide::guide(cause), cause)
+}
+
 impl CliError {
     /// An error with `code` and a message. A message that already says what to do after
     /// ` — ` (the libraries' errors do) is split there into the problem and the hint.
@@ -231,7 +238,7 @@ impl From<bastion_core::Error> for CliError {
             _ => Code::Tunnel,
         };
         if let E::Credential(cause) = &e {
-            return crate::credential_guide::credential_error(cause);
+            return credential_error(cause);
         }
         let err = CliError::new(code, e.to_string());
         match &e {
@@ -264,7 +271,7 @@ impl From<bastion_arm::ArmError> for CliError {
             _ => Code::Other,
         };
         if let E::Credential { cause, .. } = &e {
-            return crate::credential_guide::credential_error(cause);
+            return credential_error(cause);
         }
         let err = CliError::new(code, e.to_string());
         if e.is_transport() {
@@ -371,6 +378,15 @@ impl From<bastion_arm::KubeconfigError> for CliError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_credential_failure_is_an_auth_error_with_the_guide_and_the_whole_message_kept() {
+        let cause = "AzureCliCredential authentication failed. az not found on PATH";
+        let err = credential_error(cause);
+        assert_eq!(err.code, Code::Auth);
+        assert_eq!(err.guide, crate::credential_guide::guide(cause));
+        assert_eq!(err.detail.as_deref(), Some(cause));
+    }
 
     #[test]
     fn the_readme_carries_the_exit_codes_of_help_word_for_word() {

@@ -72,6 +72,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod api;
+mod connection;
 mod error;
 #[cfg(test)]
 mod fake;
@@ -94,6 +95,7 @@ mod transport;
 mod tunnel;
 mod websocket;
 
+pub use connection::{ConnectionEvent, TunnelConnection};
 pub use error::{Error, Operation, Result};
 pub use listener::LocalListener;
 pub use prewarm::DEFAULT_PREWARM_MAX_AGE;
@@ -108,7 +110,7 @@ pub use stream::{
 pub use token::{StaticTokenCredential, TokenSource};
 pub use transport::{HttpsClient, HttpsConfig};
 pub use tunnel::{
-    BastionClient, ConnectionEvent, DEFAULT_MAX_SESSIONS, DEFAULT_RESTRICTED_PORTS, RelayStats,
-    ServeSummary, Tunnel, TunnelConfig, TunnelConnection,
+    BastionClient, DEFAULT_MAX_SESSIONS, DEFAULT_RESTRICTED_PORTS, RelayStats, ServeSummary,
+    Tunnel, TunnelConfig,
 };
 pub use websocket::{UpgradeConnection, WsOptions};

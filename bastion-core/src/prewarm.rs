@@ -17,6 +17,8 @@
 //! counts them. See docs/protocol.md#pre-warmed-sessions.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -28,7 +30,20 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::Error;
-use crate::tunnel::{ConnectionEvent, TunnelConnection, WeakTunnel};
+use crate::connection::{ConnectionEvent, TunnelConnection};
+
+/// Opening a session for the pool: a future that owns what it needs.
+pub(crate) type Opening = Pin<Box<dyn Future<Output = crate::Result<TunnelConnection>> + Send>>;
+
+/// Where the pool's sessions come from and where its events go: the tunnel, held weakly so
+/// that the pool never keeps it alive (the tunnel implements this; the pool knows nothing else
+/// of it).
+pub(crate) trait SessionSource: Send + Sync + 'static {
+    /// Opens a new session; `None` once the tunnel is gone.
+    fn open(&self) -> Option<Opening>;
+    /// Reports `event` to the tunnel's subscribers.
+    fn emit(&self, event: ConnectionEvent);
+}
 
 /// What a pre-warmed session keeps of the bytes the target sends before a local connection
 /// takes it; past this it stops reading until it is taken.
@@ -68,7 +83,7 @@ impl Pool {
     /// Starts `n` slots keeping sessions of `tunnel` warm, each replaced after `max_age`, until
     /// `cancel` (or [`Pool::stop`]).
     pub(crate) fn start(
-        tunnel: WeakTunnel,
+        tunnel: Arc<dyn SessionSource>,
         n: usize,
         max_age: Duration,
         cancel: CancellationToken,
@@ -82,7 +97,7 @@ impl Pool {
         });
         for _ in 0..n {
             pool.tracker
-                .spawn(slot(Arc::clone(&pool), tunnel.clone(), max_age));
+                .spawn(slot(Arc::clone(&pool), Arc::clone(&tunnel), max_age));
         }
         tracing::debug!(
             sessions = n,
@@ -190,7 +205,7 @@ enum Retirement {
 }
 
 /// One slot: open a session, idle on it until it is taken or retired, repeat.
-async fn slot(pool: Arc<Pool>, tunnel: WeakTunnel, max_age: Duration) {
+async fn slot(pool: Arc<Pool>, tunnel: Arc<dyn SessionSource>, max_age: Duration) {
     // Consecutive sessions that failed to open or died before being taken or reaching their age.
     let mut failures: u32 = 0;
     loop {
@@ -201,14 +216,13 @@ async fn slot(pool: Arc<Pool>, tunnel: WeakTunnel, max_age: Duration) {
                 _ = pool.cancel.cancelled() => return,
             }
         }
-        let Some(strong) = tunnel.upgrade() else {
+        let Some(opening) = tunnel.open() else {
             return;
         };
         let opened = tokio::select! {
-            r = strong.connect_fresh() => r,
+            r = opening => r,
             _ = pool.cancel.cancelled() => return,
         };
-        drop(strong);
         let conn = match opened {
             Ok(conn) => conn,
             Err(Error::ShuttingDown) => return,

@@ -12,22 +12,21 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use azure_core::credentials::TokenCredential;
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{BastionApi, HttpsBastion, Transport};
+use crate::connection::{ConnectionEvent, TunnelConnection};
 use crate::listener::LocalListener;
-use crate::prewarm::{DEFAULT_PREWARM_MAX_AGE, Pool};
+use crate::prewarm::{DEFAULT_PREWARM_MAX_AGE, Opening, Pool, SessionSource};
 use crate::protocol::{self, ARM_SCOPE, Endpoint, EndpointKind, Target};
 use crate::session::{Registry, Session};
 use crate::stream::{CloseInfo, StreamConfig, TunnelStream};
@@ -199,53 +198,6 @@ impl TunnelConfig {
     }
 }
 
-/// What happened to one tunnelled connection, or to a pre-warmed session;
-/// [`Tunnel::subscribe`] delivers these.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum ConnectionEvent {
-    /// A local connection was accepted.
-    Opened {
-        /// Connection number, unique within the tunnel.
-        id: u64,
-        /// The local peer, when there is one.
-        peer: Option<SocketAddr>,
-    },
-    /// A connection ended.
-    Closed {
-        /// Connection number.
-        id: u64,
-        /// The local peer, when there is one.
-        peer: Option<SocketAddr>,
-        /// Bytes from the local side to the target.
-        bytes_up: u64,
-        /// Bytes from the target to the local side.
-        bytes_down: u64,
-        /// How long the connection lasted.
-        duration: Duration,
-        /// Why it failed, if it did (with its cause).
-        error: Option<String>,
-    },
-    /// A pre-warmed session ([`TunnelConfig::prewarm`]) is connected and waiting.
-    Prewarmed {
-        /// Pre-warmed sessions now ready.
-        ready: usize,
-    },
-    /// A pre-warmed session was closed and deleted before use, and is being replaced.
-    PrewarmRetired {
-        /// Why: it reached [`TunnelConfig::prewarm_max_age`], or the Bastion or the target
-        /// ended it.
-        reason: String,
-    },
-    /// Opening a pre-warmed session failed; it is tried again after a pause.
-    PrewarmFailed {
-        /// The error, with its cause.
-        error: String,
-        /// The pause before the next attempt.
-        retry_in: Duration,
-    },
-}
-
 /// Byte counts and duration of one relayed connection.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RelayStats {
@@ -330,14 +282,15 @@ impl Drop for Inner {
 #[derive(Clone)]
 pub(crate) struct WeakTunnel(Weak<Inner>);
 
-impl WeakTunnel {
-    /// The tunnel, unless every clone of it is gone.
-    pub(crate) fn upgrade(&self) -> Option<Tunnel> {
-        self.0.upgrade().map(|inner| Tunnel { inner })
+impl SessionSource for WeakTunnel {
+    fn open(&self) -> Option<Opening> {
+        let tunnel = Tunnel {
+            inner: self.0.upgrade()?,
+        };
+        Some(Box::pin(async move { tunnel.connect_fresh().await }))
     }
 
-    /// Sends `event` to the tunnel's subscribers, if the tunnel is still there.
-    pub(crate) fn emit(&self, event: ConnectionEvent) {
+    fn emit(&self, event: ConnectionEvent) {
         if let Some(inner) = self.0.upgrade() {
             let _ = inner.events.send(event);
         }
@@ -467,7 +420,7 @@ impl Tunnel {
             return None;
         }
         let pool = Pool::start(
-            WeakTunnel(Arc::downgrade(&self.inner)),
+            Arc::new(WeakTunnel(Arc::downgrade(&self.inner))),
             config.prewarm,
             config.prewarm_max_age,
             self.inner.shutdown.child_token(),
@@ -922,107 +875,6 @@ async fn wait_prewarmed(pool: Option<&Pool>) {
 /// EMFILE / ENFILE: the process or the system has no file descriptor left.
 fn is_out_of_descriptors(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(23 | 24))
-}
-
-/// One tunnelled connection as an in-process byte stream. Its session is deleted by
-/// [`TunnelConnection::close`], or in the background when it is dropped.
-pub struct TunnelConnection {
-    stream: TunnelStream<Transport>,
-    session: Option<Session>,
-    _permit: Option<OwnedSemaphorePermit>,
-    drain_timeout: Duration,
-    /// What the target sent before a local connection took this (pre-warmed) session, read
-    /// before the stream.
-    pre_attach: Bytes,
-    prewarmed: bool,
-}
-
-impl std::fmt::Debug for TunnelConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TunnelConnection")
-            .field("stream", &self.stream)
-            .field("session", &self.session)
-            .finish()
-    }
-}
-
-impl TunnelConnection {
-    /// The node holding this connection's session.
-    pub fn node_id(&self) -> Option<&str> {
-        self.session.as_ref().map(|s| s.node_id())
-    }
-
-    /// The Close frame the Bastion sent, if any.
-    pub fn peer_close(&self) -> Option<&CloseInfo> {
-        self.stream.peer_close()
-    }
-
-    /// Whether this connection's session was pre-warmed ([`TunnelConfig::prewarm`]).
-    pub fn is_prewarmed(&self) -> bool {
-        self.prewarmed
-    }
-
-    /// Marks a pre-warmed connection as handed over, with the bytes its target sent meanwhile.
-    pub(crate) fn hand_over(&mut self, pre_attach: Bytes) {
-        self.pre_attach = pre_attach;
-        self.prewarmed = true;
-    }
-
-    /// Closes cleanly: Close frame, drain the Bastion's last bytes (bounded), DELETE the session.
-    /// Reports an abnormal close code from the Bastion as an error.
-    pub async fn close(mut self) -> Result<()> {
-        let drain = self.drain_timeout;
-        let _ = tokio::time::timeout(drain, async {
-            self.stream.shutdown().await?;
-            let mut sink = [0u8; 8192];
-            while self.stream.read(&mut sink).await? > 0 {}
-            Ok::<(), io::Error>(())
-        })
-        .await;
-        let abnormal = self
-            .stream
-            .peer_close()
-            .filter(|c| !c.is_normal())
-            .map(CloseInfo::to_error);
-        if let Some(session) = self.session.take() {
-            session.delete().await?;
-        }
-        abnormal.map_or(Ok(()), Err)
-    }
-}
-
-impl AsyncRead for TunnelConnection {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.pre_attach.is_empty() && buf.remaining() > 0 {
-            let n = self.pre_attach.len().min(buf.remaining());
-            let head = self.pre_attach.split_to(n);
-            buf.put_slice(&head);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for TunnelConnection {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
 }
 
 /// How a relay ended.

@@ -140,7 +140,7 @@ async fn fetch(ctx: &Context) -> CliResult<KubeToken> {
     let token = credential
         .get_token(&[AKS_AAD_SCOPE], None)
         .await
-        .map_err(|e| crate::credential_guide::credential_error(&e.to_string()))?;
+        .map_err(|e| crate::exit::credential_error(&e.to_string()))?;
     Ok(KubeToken {
         token: token.token.secret().to_owned(),
         expires_on: Some(token.expires_on.unix_timestamp()),
