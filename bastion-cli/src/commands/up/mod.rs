@@ -74,9 +74,13 @@ pub async fn run(ctx: &Context, args: &UpArgs) -> CliResult<Outcome> {
     let names: Vec<&str> = up.live.iter().map(|l| l.spec.name.as_str()).collect();
     out.essential(
         format!(
-            "All {} tunnels are ready. SIGHUP re-reads {}; Ctrl-C or SIGTERM closes them.",
-            names.len(),
-            up.shown
+            "{} ready. SIGHUP re-reads {}; Ctrl-C or SIGTERM closes {}.",
+            match names.len() {
+                1 => "The tunnel is".to_owned(),
+                n => format!("All {n} tunnels are"),
+            },
+            up.shown,
+            if names.len() == 1 { "it" } else { "them" }
         ),
         json!({"event": "up", "tunnels": names, "file": up.shown}),
     );
