@@ -2,7 +2,8 @@
 # The side-by-side benchmark: builds the release `bastion` binary and the harness, then runs
 # the harness, which starts `bastion emulate` and `bastion tunnel` as their own processes and
 # measures them against direct TCP on 127.0.0.1 (bulk throughput, parallel bulk, setup latency
-# with and without an added RTT, CPU per GiB, memory per idle connection).
+# with and without an added RTT, CPU per GiB, memory per idle connection, and scp of a 200 MB
+# file through `bastion proxy` against a private sshd when OpenSSH's sshd and scp are installed).
 #
 #   scripts/bench.sh            # full run (about 5 minutes on a 2-core machine)
 #   scripts/bench.sh --quick    # smaller sizes and counts (about a minute)

@@ -10,6 +10,8 @@
 //! - Memory: VmRSS of the tunnel process (and, apart, of the emulator) per idle connection, a
 //!   hold at the largest count (every connection must still echo, none may fail), what is
 //!   given back after they close, and no session left on the emulator (see `memory`).
+//! - scp: a 200 MB file to and from a private sshd, direct and through `bastion proxy` (see
+//!   `scp`; in the default set when `sshd` and `scp` are installed).
 //!
 //! Run it through `scripts/bench.sh` (builds release, raises the open-files limit). `--help`
 //! lists the options.
@@ -17,6 +19,7 @@
 mod memory;
 mod net;
 mod procs;
+mod scp;
 mod setup_prewarm;
 
 use std::collections::BTreeMap;
@@ -84,7 +87,9 @@ Options:
                        (default 60; quick 0)
   --settle SECONDS     after closing, wait up to this long for the memory to come back
                        (default 30)
-  --only LIST          phases to run: bulk,setup,memory (default all)
+  --only LIST          phases to run: bulk,setup,memory,scp (default all; scp only when
+                       sshd, scp and ssh-keygen are installed)
+  --scp-mb N           the scp phase's file size, in MB (10^6 bytes; default 200)
   --target-port N      the harness's target port on 127.0.0.1, reached through IP connect
                        (default 3389: the emulator's IP connect allows only 22 and 3389)
   -h, --help           this text
@@ -107,6 +112,7 @@ struct Opts {
     settle: Duration,
     phases: Vec<String>,
     target_port: u16,
+    scp_bytes: u64,
 }
 
 fn list(v: &str, what: &str) -> Result<Vec<usize>, Error> {
@@ -133,7 +139,7 @@ fn parse_opts() -> Result<Option<Opts>, Error> {
             "--quick" => quick = true,
             "--out" | "--logs" | "--bastion" | "--bulk-mib" | "--parallel" | "--setup-count"
             | "--rtt-ms" | "--mem-counts" | "--only" | "--target-port" | "--connections"
-            | "--hold" | "--settle" | "--prewarm" => {
+            | "--hold" | "--settle" | "--prewarm" | "--scp-mb" => {
                 let v = args
                     .get(i + 1)
                     .ok_or_else(|| Error::new(format!("{a} needs a value")))?;
@@ -204,17 +210,18 @@ fn parse_opts() -> Result<Option<Opts>, Error> {
         settle: Duration::from_secs(num("--settle", 30)?),
         target_port: u16::try_from(num("--target-port", 3389)?)
             .map_err(|_| Error::new("--target-port: not a port"))?,
+        scp_bytes: num("--scp-mb", 200)?.max(1) * 1_000_000,
         phases: kv
             .get("--only")
-            .map_or("bulk,setup,memory", String::as_str)
+            .map_or("bulk,setup,memory,scp", String::as_str)
             .split(',')
             .map(|s| s.trim().to_owned())
             .collect(),
     };
     for p in &opts.phases {
-        if !["bulk", "setup", "memory"].contains(&p.as_str()) {
+        if !["bulk", "setup", "memory", "scp"].contains(&p.as_str()) {
             return Err(Error::new(format!(
-                "--only: unknown phase {p:?} (bulk, setup, memory)"
+                "--only: unknown phase {p:?} (bulk, setup, memory, scp)"
             )));
         }
     }
@@ -394,6 +401,21 @@ async fn run(opts: &Opts) -> Result<bool, Error> {
             Err(e) => errors.push(format!("memory: {e}")),
         }
     }
+    if phase("scp") {
+        let mut scp = scp::ScpResults::default();
+        match scp::tools() {
+            Ok(tools) => {
+                if let Err(e) = scp::phase(&ctx, &tools, &mut scp).await {
+                    errors.push(format!("scp: {e}"));
+                }
+            }
+            Err(skipped) => {
+                note(&skipped);
+                scp.skipped = Some(skipped);
+            }
+        }
+        results.scp = Some(scp);
+    }
     let Ctx { emulator, .. } = ctx;
     let emulator_rss_end = emulator.rss_kib().ok();
     note("stopping the emulator");
@@ -430,6 +452,7 @@ async fn run(opts: &Opts) -> Result<bool, Error> {
         "bulk": results.bulk.as_ref().map(BulkResults::to_json),
         "setup": results.setup.as_ref().map(SetupResults::to_json),
         "memory": results.memory.as_ref().map(memory::MemoryResults::to_json),
+        "scp": results.scp.as_ref().map(scp::ScpResults::to_json),
         "errors": errors,
         "table": table,
     });
@@ -842,6 +865,7 @@ struct Results {
     bulk: Option<BulkResults>,
     setup: Option<SetupResults>,
     memory: Option<memory::MemoryResults>,
+    scp: Option<scp::ScpResults>,
 }
 
 fn opt(v: Option<f64>, prec: usize) -> String {
@@ -947,6 +971,9 @@ fn render_table(r: &Results, meta: &Value, errors: &[String]) -> String {
     }
     if let Some(m) = &r.memory {
         m.render(&mut t);
+    }
+    if let Some(s) = &r.scp {
+        s.render(&mut t);
     }
     for e in errors {
         let _ = writeln!(t, "\nERROR {e}");

@@ -16,7 +16,7 @@ use crate::Error;
 
 /// Environment variables a child must not inherit from the caller (they would change what
 /// `bastion` does or how much it logs).
-const SCRUBBED_ENV: &[&str] = &[
+pub const SCRUBBED_ENV: &[&str] = &[
     "RUST_LOG",
     "BASTION_OUTPUT",
     "BASTION_CLOUD",
@@ -41,7 +41,8 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn new(name: &str, child: Child) -> Result<Self, Error> {
+    /// Wraps a spawned child (fails if it has already exited).
+    pub fn new(name: &str, child: Child) -> Result<Self, Error> {
         let pid = child
             .id()
             .ok_or_else(|| Error::new(format!("{name}: the child exited at once")))?;
