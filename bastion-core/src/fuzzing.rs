@@ -7,7 +7,6 @@
 // Panicking on a broken invariant is what a fuzz entry point is for.
 #![allow(clippy::expect_used)]
 
-use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
@@ -21,6 +20,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::Error;
+use crate::chunked::Chunked;
 use crate::error::Operation;
 use crate::protocol::{self, is_dns_name};
 use crate::transport::{finish_upgrade, http_error};
@@ -65,37 +65,6 @@ pub fn connection_reply(body: &[u8]) {
     }
 }
 
-/// An `AsyncRead` that hands out `data` in chunks of the given sizes (cycled), answering
-/// `Pending` (after waking itself) before every other chunk, then EOF.
-struct Chunked<'a> {
-    data: &'a [u8],
-    sizes: Vec<usize>,
-    turn: usize,
-    pend: bool,
-}
-
-impl AsyncRead for Chunked<'_> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.pend {
-            this.pend = false;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        let size = this.sizes[this.turn % this.sizes.len()];
-        this.turn += 1;
-        this.pend = this.turn.is_multiple_of(2);
-        let n = size.min(this.data.len()).min(buf.remaining());
-        buf.put_slice(&this.data[..n]);
-        this.data = &this.data[n..];
-        Poll::Ready(Ok(()))
-    }
-}
-
 /// The in-band HTTP detector over the server's first bytes after the `101`. The first bytes of
 /// `input` choose how the stream is cut into reads (chunk and buffer sizes); the rest is the
 /// stream. Holds: a stream that does not start with `HTTP/` comes through byte for byte in any
@@ -106,12 +75,7 @@ pub fn in_band_detector(input: &[u8]) {
     let pick = |i: usize, max: usize| 1 + shape.get(i).map_or(max - 1, |&b| usize::from(b)) % max;
     let chunks = vec![pick(0, 64), pick(1, 700)];
     let reads = [pick(2, 16), pick(3, 900)];
-    let mut detector = InBandHttpDetector::new(Chunked {
-        data,
-        sizes: chunks,
-        turn: 0,
-        pend: false,
-    });
+    let mut detector = InBandHttpDetector::new(Chunked::new(data, chunks));
     let mut cx = Context::from_waker(Waker::noop());
     let mut out = Vec::new();
     let mut outcome = None;

@@ -72,6 +72,8 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod api;
+#[cfg(any(test, feature = "fuzzing"))]
+mod chunked;
 mod connection;
 mod error;
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! reply, and the in-band HTTP detector of the WebSocket layer (issue 9, "Proof that stays in
 //! the repository"). 256 cases each keep them fast.
 
-use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
@@ -12,6 +11,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use super::*;
 use crate::Error;
+use crate::chunked::Chunked;
 use crate::websocket::InBandHttpDetector;
 
 const REQUIRED: [&str; 3] = ["authToken", "nodeId", "websocketToken"];
@@ -181,48 +181,10 @@ proptest! {
     }
 }
 
-/// An `AsyncRead` that hands out `data` in the given chunk sizes (cycled), answering `Pending`
-/// (after waking itself) before every other chunk, then EOF.
-struct Chunked {
-    data: Vec<u8>,
-    pos: usize,
-    sizes: Vec<usize>,
-    turn: usize,
-    pend: bool,
-}
-
-impl AsyncRead for Chunked {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.pend {
-            this.pend = false;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        let size = this.sizes[this.turn % this.sizes.len()];
-        this.turn += 1;
-        this.pend = this.turn.is_multiple_of(2);
-        let n = size.min(this.data.len() - this.pos).min(buf.remaining());
-        buf.put_slice(&this.data[this.pos..this.pos + n]);
-        this.pos += n;
-        Poll::Ready(Ok(()))
-    }
-}
-
 /// Reads `data`, delivered in `chunks`, through the detector with read buffers of `reads`
 /// sizes: what came through before EOF or the first error, and that error.
 fn detect(data: &[u8], chunks: &[usize], reads: &[usize]) -> (Vec<u8>, Option<Error>) {
-    let mut detector = InBandHttpDetector::new(Chunked {
-        data: data.to_vec(),
-        pos: 0,
-        sizes: chunks.to_vec(),
-        turn: 0,
-        pend: false,
-    });
+    let mut detector = InBandHttpDetector::new(Chunked::new(data, chunks.to_vec()));
     let mut cx = Context::from_waker(Waker::noop());
     let mut out = Vec::new();
     // Every chunk is at least one byte, so this many polls always reach EOF.
