@@ -5,13 +5,11 @@
 mod common;
 
 use std::net::IpAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use bastion_core::{HttpsClient, HttpsConfig, ProxySetting};
 use bytes::Bytes;
-use common::{Running, WAIT, bastion};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
+use common::start_emulate_with;
 
 fn export<'a>(printed: &'a [String], name: &str) -> &'a str {
     printed
@@ -23,24 +21,7 @@ fn export<'a>(printed: &'a [String], name: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emulate_prints_each_control_api_and_its_secret() {
-    let mut cmd = bastion();
-    cmd.arg("emulate").stdout(Stdio::piped());
-    let mut emulate = Running::spawn(cmd);
-    let stdout = emulate.child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut printed = Vec::new();
-    tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.expect("read stdout") {
-            let done = line.starts_with("# The sandbox runs until Ctrl-C");
-            printed.push(line);
-            if done {
-                return;
-            }
-        }
-        panic!("emulate closed stdout before printing its environment");
-    })
-    .await
-    .expect("emulate printed its environment in time");
+    let (mut emulate, printed) = start_emulate_with(&[]).await;
 
     // "# Control API: URL with header X-Emulator-Secret: SECRET"
     let control: Vec<(String, String)> = printed

@@ -8,8 +8,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Running, WAIT, bastion};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
+use common::{WAIT, bastion, exports, start_emulate_with};
 
 /// `NAME='value'` words of an `env ...` example line, up to the `bastion` word.
 fn env_words(line: &str) -> Vec<(String, String)> {
@@ -32,41 +31,15 @@ async fn the_env_file_is_private_and_its_client_secret_line_works() {
     std::fs::write(&file, "old").unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
 
-    let mut cmd = bastion();
-    cmd.arg("emulate")
-        .arg("--env-file")
-        .arg(&file)
-        .stdout(Stdio::piped());
-    let mut emulate = Running::spawn(cmd);
-    let stdout = emulate.child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut printed = Vec::new();
-    tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.expect("read stdout") {
-            let done = line.starts_with("# The sandbox runs until Ctrl-C");
-            printed.push(line);
-            if done {
-                return;
-            }
-        }
-        panic!("emulate closed stdout before printing its environment");
-    })
-    .await
-    .expect("emulate printed its environment in time");
+    let (mut emulate, printed) =
+        start_emulate_with(&["--env-file".as_ref(), file.as_os_str()]).await;
 
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the env file holds a token: owner only");
     let written = std::fs::read_to_string(&file).unwrap();
     assert_eq!(written.lines().collect::<Vec<_>>(), printed);
 
-    let exports: Vec<(String, String)> = printed
-        .iter()
-        .filter_map(|l| l.strip_prefix("export "))
-        .map(|rest| {
-            let (k, v) = rest.split_once('=').expect("NAME=value");
-            (k.to_owned(), v.trim_matches('\'').to_owned())
-        })
-        .collect();
+    let exports = exports(&printed);
     let line = printed
         .iter()
         .find(|l| l.starts_with("#   --auth client-secret: env "))

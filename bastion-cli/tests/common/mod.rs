@@ -567,22 +567,20 @@ pub fn myaks_args<'a>(leading: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
     all
 }
 
-/// Starts `bastion emulate` and reads the `export NAME='value'` lines it prints, up to its
-/// `# The sandbox runs until Ctrl-C.` line.
-pub async fn start_emulate() -> (Running, Vec<(String, String)>) {
+/// Starts `bastion emulate ARGS` and returns every stdout line it prints up to its
+/// `# The sandbox runs until Ctrl-C.` line (included).
+pub async fn start_emulate_with(args: &[&std::ffi::OsStr]) -> (Running, Vec<String>) {
     let mut cmd = bastion();
-    cmd.arg("emulate").stdout(Stdio::piped());
+    cmd.arg("emulate").args(args).stdout(Stdio::piped());
     let mut emulate = Running::spawn(cmd);
     let stdout = emulate.child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let mut env = Vec::new();
+    let mut printed = Vec::new();
     let read = async {
         while let Some(line) = lines.next_line().await.expect("read stdout") {
-            if let Some(rest) = line.strip_prefix("export ") {
-                let (k, v) = rest.split_once('=').expect("NAME=value");
-                env.push((k.to_owned(), v.trim_matches('\'').to_owned()));
-            }
-            if line.starts_with("# The sandbox runs until Ctrl-C") {
+            let done = line.starts_with("# The sandbox runs until Ctrl-C");
+            printed.push(line);
+            if done {
                 return;
             }
         }
@@ -591,5 +589,24 @@ pub async fn start_emulate() -> (Running, Vec<(String, String)>) {
     tokio::time::timeout(WAIT, read)
         .await
         .expect("emulate printed its environment in time");
-    (emulate, env)
+    (emulate, printed)
+}
+
+/// The `(NAME, value)` of each `export NAME='value'` line of `printed`.
+pub fn exports(printed: &[String]) -> Vec<(String, String)> {
+    printed
+        .iter()
+        .filter_map(|l| l.strip_prefix("export "))
+        .map(|rest| {
+            let (k, v) = rest.split_once('=').expect("NAME=value");
+            (k.to_owned(), v.trim_matches('\'').to_owned())
+        })
+        .collect()
+}
+
+/// Starts `bastion emulate` and reads the `export NAME='value'` lines it prints, up to its
+/// `# The sandbox runs until Ctrl-C.` line.
+pub async fn start_emulate() -> (Running, Vec<(String, String)>) {
+    let (emulate, printed) = start_emulate_with(&[]).await;
+    (emulate, exports(&printed))
 }
