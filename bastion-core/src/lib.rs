@@ -86,6 +86,7 @@ mod listener;
 mod prewarm;
 mod protocol;
 mod proxy;
+mod read_ahead;
 mod resolve;
 mod retry;
 mod secret;

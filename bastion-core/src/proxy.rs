@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower_service::Service;
 
+use crate::read_ahead::ReadAhead;
 use crate::resolve::{self, OverrideResolver, Overrides, PlainHttpRefused, is_local_identity_addr};
 
 /// Where HTTPS connections go.
@@ -79,7 +80,7 @@ impl ProxyConnector {
 }
 
 impl Service<Uri> for ProxyConnector {
-    type Response = TokioIo<TcpStream>;
+    type Response = TokioIo<ReadAhead<TcpStream>>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
@@ -92,12 +93,12 @@ impl Service<Uri> for ProxyConnector {
         // Plain http goes only to this machine's identity endpoints, never through a proxy, and
         // only once the address it would dial is known to be one.
         if dst.scheme_str() == Some("http") {
-            return Box::pin(connect_plain_http(
+            return Box::pin(read_ahead(connect_plain_http(
                 self.direct.clone(),
                 Arc::clone(&self.overridden),
                 host,
                 dst.port_u16().unwrap_or(80),
-            ));
+            )));
         }
         let intercept = if self.overridden.contains_key(&host) {
             None
@@ -107,7 +108,7 @@ impl Service<Uri> for ProxyConnector {
         match intercept {
             None => {
                 let fut = self.direct.call(dst);
-                Box::pin(async move { fut.await.map_err(Into::into) })
+                Box::pin(read_ahead(async move { fut.await.map_err(Into::into) }))
             }
             Some(proxy) => {
                 tracing::debug!(proxy = %redact(proxy.uri()), "connecting through the HTTPS proxy");
@@ -115,14 +116,21 @@ impl Service<Uri> for ProxyConnector {
                 if let Some(auth) = proxy.basic_auth() {
                     tunnel = tunnel.with_auth(auth.clone());
                 }
-                Box::pin(async move {
+                Box::pin(read_ahead(async move {
                     tunnel.call(dst).await.map_err(|e| -> BoxError {
                         format!("through the proxy {}: {e}", redact(proxy.uri())).into()
                     })
-                })
+                }))
             }
         }
     }
+}
+
+/// The connection with a read-ahead buffer under TLS (docs/architecture.md#tls-read-ahead).
+async fn read_ahead(
+    connect: impl Future<Output = Result<TokioIo<TcpStream>, BoxError>>,
+) -> Result<TokioIo<ReadAhead<TcpStream>>, BoxError> {
+    Ok(TokioIo::new(ReadAhead::new(connect.await?.into_inner())))
 }
 
 /// A plain-http connection to `host:port`, only to an address that [`is_local_identity_addr`]

@@ -7,6 +7,7 @@ use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 
+pub use crate::read_ahead::ReadAhead;
 use crate::{Error, Result};
 
 /// The rustls crypto provider used everywhere in the workspace (ring).

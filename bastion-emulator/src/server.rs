@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bastion_core::tls::ReadAhead;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -70,7 +71,9 @@ pub(crate) async fn accept_loop(
 pub(crate) async fn handshake(
     acceptor: &TlsAcceptor,
     tcp: TcpStream,
-) -> Option<TlsStream<TcpStream>> {
+) -> Option<TlsStream<ReadAhead<TcpStream>>> {
+    // Read ahead under TLS while bulk data flows (docs/architecture.md#tls-read-ahead).
+    let tcp = ReadAhead::new(tcp);
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => Some(tls),
         Ok(Err(e)) => {

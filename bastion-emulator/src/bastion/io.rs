@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
+use bastion_core::tls::ReadAhead;
 use bytes::{Buf, Bytes};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -20,10 +21,10 @@ use tokio_rustls::server::TlsStream;
 use super::registry::Traffic;
 
 /// The IO type the HTTP server runs on.
-pub(crate) type ServerIo = TokioIo<TlsStream<TcpStream>>;
+pub(crate) type ServerIo = TokioIo<TlsStream<ReadAhead<TcpStream>>>;
 
 enum Kind {
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<ReadAhead<TcpStream>>>),
     Other(TokioIo<Upgraded>),
 }
 
@@ -54,7 +55,11 @@ impl RawIo {
         if let Kind::Tls(tls) = &self.kind {
             // A zero linger never blocks on drop, which is the concern behind the deprecation.
             #[allow(deprecated)]
-            let _ = tls.get_ref().0.set_linger(Some(std::time::Duration::ZERO));
+            let _ = tls
+                .get_ref()
+                .0
+                .get_ref()
+                .set_linger(Some(std::time::Duration::ZERO));
         }
     }
 }
