@@ -91,6 +91,7 @@ mod resolve;
 mod retry;
 mod secret;
 mod session;
+mod stdio;
 mod stream;
 pub mod tls;
 mod token;

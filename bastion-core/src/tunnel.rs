@@ -665,9 +665,20 @@ impl Tunnel {
     }
 
     /// Relays stdin/stdout through one session (ssh `ProxyCommand`); nothing but payload is
-    /// written to stdout.
+    /// written to stdout, and each chunk from the target is written at once (stdout is never
+    /// line-buffered).
+    ///
+    /// On Unix, a stdin or stdout that is a pipe is read or written on the runtime's reactor
+    /// rather than on a blocking thread, and on Linux its buffer is grown to 1 MiB (see
+    /// docs/architecture.md#stdio-of-bastion-proxy). For that the pipe is put in non-blocking
+    /// mode, a flag other processes holding the same pipe end share while the relay runs; it
+    /// is cleared again when this returns or its future is dropped, whatever the outcome
+    /// (not if the process is killed outright with `SIGKILL`).
+    ///
+    /// Fails with [`Error::Io`] before any session is opened if stdin or stdout cannot be
+    /// duplicated (no descriptor left).
     pub async fn serve_stdio(&self) -> Result<RelayStats> {
-        let local = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
+        let local = crate::stdio::open()?;
         self.relay(local).await
     }
 
