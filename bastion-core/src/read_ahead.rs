@@ -27,6 +27,8 @@ pub struct ReadAhead<T> {
     buf: BytesMut,
     /// How much the next read ahead asks for; 0 when not reading ahead.
     ahead: usize,
+    /// The size `buf` was allocated with.
+    allocated: usize,
 }
 
 impl<T> ReadAhead<T> {
@@ -36,6 +38,7 @@ impl<T> ReadAhead<T> {
             inner,
             buf: BytesMut::new(),
             ahead: 0,
+            allocated: 0,
         }
     }
 
@@ -72,7 +75,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for ReadAhead<T> {
                 }
                 return Poll::Ready(Ok(()));
             }
-            this.buf.reserve(this.ahead);
+            if this.allocated < this.ahead {
+                // A fresh allocation: growing the old one would copy its old contents.
+                this.buf = BytesMut::with_capacity(this.ahead);
+                this.allocated = this.ahead;
+            } else {
+                // Everything was handed over: this takes the allocation back from the start.
+                this.buf.reserve(this.ahead);
+            }
             let n =
                 match tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.buf) {
                     Poll::Ready(r) => r?,
@@ -80,6 +90,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for ReadAhead<T> {
                         // Drained: an idle connection keeps no buffer.
                         this.buf = BytesMut::new();
                         this.ahead = 0;
+                        this.allocated = 0;
                         return Poll::Pending;
                     }
                 };
