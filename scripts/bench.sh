@@ -4,6 +4,8 @@
 # measures them against direct TCP on 127.0.0.1 (bulk throughput, parallel bulk, setup latency
 # with and without an added RTT, CPU per GiB, memory per idle connection, and scp of a 200 MB
 # file through `bastion proxy` against a private sshd when OpenSSH's sshd and scp are installed).
+# The bulk phase also measures one connection through two plain TCP relay processes in the
+# tunnel's and the emulator's places: the same hops without TLS or WebSocket, the ceiling.
 #
 #   scripts/bench.sh            # full run (about 5 minutes on a 2-core machine)
 #   scripts/bench.sh --quick    # smaller sizes and counts (about a minute)

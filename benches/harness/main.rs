@@ -7,6 +7,9 @@
 //!   relay in front of the emulator's Bastion port, and in front of the echo target for direct),
 //!   each also with `--prewarm N` (see `setup_prewarm`).
 //! - CPU: seconds per GiB of the tunnel process and of the emulator process.
+//! - Plain relays: the bulk rows' ceiling, one connection through two plain TCP relay
+//!   processes in place of the tunnel and the emulator (same hops, no TLS, no WebSocket; see
+//!   `relay`).
 //! - Memory: VmRSS of the tunnel process (and, apart, of the emulator) per idle connection, a
 //!   hold at the largest count (every connection must still echo, none may fail), what is
 //!   given back after they close, and no session left on the emulator (see `memory`).
@@ -19,6 +22,7 @@
 mod memory;
 mod net;
 mod procs;
+mod relay;
 mod scp;
 mod setup_prewarm;
 
@@ -92,6 +96,7 @@ Options:
   --scp-mb N           the scp phase's file size, in MB (10^6 bytes; default 200)
   --target-port N      the harness's target port on 127.0.0.1, reached through IP connect
                        (default 3389: the emulator's IP connect allows only 22 and 3389)
+  --relay-process PORT internal: a plain TCP relay to 127.0.0.1:PORT (the bulk phase's children)
   -h, --help           this text
 ";
 
@@ -235,6 +240,10 @@ fn parse_opts() -> Result<Option<Opts>, Error> {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--relay-process") {
+        return relay::main(&args[1..]);
+    }
     let opts = match parse_opts() {
         Ok(Some(o)) => o,
         Ok(None) => {
@@ -535,26 +544,47 @@ impl BulkRow {
 struct BulkResults {
     single: Vec<BulkRow>,
     parallel: Vec<BulkRow>,
+    /// One connection through two plain TCP relay processes (frame "none"): in `tunnel`, the
+    /// relays' figures, relay 1 in the client column and relay 2 in the emulator's.
+    plain_relays: Vec<BulkRow>,
 }
 
 impl BulkResults {
+    /// Each one-connection tunnel row's throughput over the plain relays' in its direction.
+    fn to_plain_relays(&self) -> Vec<(&BulkRow, f64)> {
+        self.single
+            .iter()
+            .filter_map(|t| {
+                let p = self.plain_relays.iter().find(|p| p.dir == t.dir)?;
+                Some((t, t.tunnel.mb_s() / p.tunnel.mb_s()))
+            })
+            .collect()
+    }
+
     fn to_json(&self) -> Value {
         json!({
             "single": self.single.iter().map(BulkRow::to_json).collect::<Vec<_>>(),
             "parallel": self.parallel.iter().map(BulkRow::to_json).collect::<Vec<_>>(),
+            "plain_relays": self.plain_relays.iter().map(BulkRow::to_json).collect::<Vec<_>>(),
+            "tunnel_to_plain_relays": self.to_plain_relays().iter().map(|(t, ratio)| json!({
+                "direction": t.dir.name(),
+                "frame": t.frame,
+                "ratio": ratio,
+            })).collect::<Vec<_>>(),
         })
     }
 }
 
 /// Moves `total` bytes in direction `dir` over `conns` parallel connections to `port`
-/// (sessions set up first, then timed together), sampling the CPU of `client` and the emulator.
+/// (sessions set up first, then timed together), sampling the CPU of `sampled`: the pids of
+/// the client column's process and the emulator column's (none for direct TCP).
 async fn transfer(
     ctx: &Ctx,
     port: u16,
     dir: Direction,
     total: u64,
     conns: usize,
-    client: Option<&Proc>,
+    sampled: Option<(u32, u32)>,
 ) -> Result<Xfer, Error> {
     let per = (total / conns as u64).max(1);
     let mut prepared = JoinSet::new();
@@ -570,8 +600,8 @@ async fn transfer(
     }
     let me = std::process::id();
     let ticks = |pid: Option<u32>| pid.map(procs::cpu_ticks).transpose();
-    let c0 = ticks(client.map(|p| p.pid))?;
-    let e0 = ticks(client.map(|_| ctx.emulator.pid))?;
+    let c0 = ticks(sampled.map(|p| p.0))?;
+    let e0 = ticks(sampled.map(|p| p.1))?;
     let h0 = procs::cpu_ticks(me)?;
     // Generous: 1 MB/s at worst.
     let limit = Duration::from_secs(30 + per / 1_000_000);
@@ -585,8 +615,8 @@ async fn transfer(
             .map_err(|e| Error::new(format!("{}: {e}", dir.name())))?;
     }
     let secs = start.elapsed().as_secs_f64();
-    let c1 = ticks(client.map(|p| p.pid))?;
-    let e1 = ticks(client.map(|_| ctx.emulator.pid))?;
+    let c1 = ticks(sampled.map(|p| p.0))?;
+    let e1 = ticks(sampled.map(|p| p.1))?;
     let h1 = procs::cpu_ticks(me)?;
     let delta = |a: Option<u64>, b: Option<u64>| {
         a.zip(b)
@@ -622,20 +652,49 @@ async fn bulk_phase(ctx: &Ctx, out: &mut BulkResults) -> Result<(), Error> {
         }
     }
 
+    // The same shape without TLS or WebSocket: relay 1 (in the tunnel's place) -> relay 2 (in
+    // the emulator's) -> the target, plain TCP copies with 64 KiB buffers. What no tunnel of
+    // this process layout can beat on this machine.
+    let relay_2 = relay::start(&ctx.opts.logs, "2", ctx.target.port).await?;
+    let relay_1 = relay::start(&ctx.opts.logs, "1", relay_2.port).await?;
+    let pids = Some((relay_1.proc.pid, relay_2.proc.pid));
+    let r = async {
+        for dir in dirs {
+            transfer(ctx, relay_1.port, dir, 4 * MIB, 1, pids).await?;
+        }
+        for dir in dirs {
+            note(format!("bulk: two plain TCP relays, {}", dir.name()));
+            let t = transfer(ctx, relay_1.port, dir, total, 1, pids).await?;
+            out.plain_relays.push(BulkRow {
+                dir,
+                frame: "none",
+                conns: 1,
+                tunnel: t,
+                direct: direct_single[dir.name()].clone(),
+            });
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
+    relay_1.proc.stop(Duration::from_secs(5)).await;
+    relay_2.proc.stop(Duration::from_secs(5)).await;
+    r?;
+
     for (frame, extra) in [("default", None), ("65536", Some("65536"))] {
         let mut args = ctx.ip_connect_args();
         if let Some(f) = extra {
             args.extend(strings(&["--max-frame-size", f]));
         }
         let tunnel = ctx.tunnel(&format!("bulk-{frame}"), &[], &args).await?;
+        let pids = Some((tunnel.proc.pid, ctx.emulator.pid));
         let r = async {
             // Warm-up: token, pooled HTTPS connection, allocator.
             for dir in dirs {
-                transfer(ctx, tunnel.port, dir, 4 * MIB, 1, Some(&tunnel.proc)).await?;
+                transfer(ctx, tunnel.port, dir, 4 * MIB, 1, pids).await?;
             }
             for dir in dirs {
                 note(format!("bulk: tunnel, {frame} frames, {}", dir.name()));
-                let t = transfer(ctx, tunnel.port, dir, total, 1, Some(&tunnel.proc)).await?;
+                let t = transfer(ctx, tunnel.port, dir, total, 1, pids).await?;
                 out.single.push(BulkRow {
                     dir,
                     frame,
@@ -648,8 +707,7 @@ async fn bulk_phase(ctx: &Ctx, out: &mut BulkResults) -> Result<(), Error> {
                 for dir in dirs {
                     for &c in &ctx.opts.parallel {
                         note(format!("bulk: tunnel, {c} parallel, {}", dir.name()));
-                        let t =
-                            transfer(ctx, tunnel.port, dir, total, c, Some(&tunnel.proc)).await?;
+                        let t = transfer(ctx, tunnel.port, dir, total, c, pids).await?;
                         out.parallel.push(BulkRow {
                             dir,
                             frame,
@@ -922,6 +980,46 @@ fn render_table(r: &Results, meta: &Value, errors: &[String]) -> String {
                     "64 KiB frames"
                 };
                 row(&mut t, format!("{} {frame}", x.dir.name()), x);
+            }
+        }
+        if let Some(first) = b.plain_relays.first() {
+            let _ = writeln!(
+                t,
+                "\nSame shape without TLS or WebSocket: two plain TCP relay processes\n(harness -> relay 1 -> relay 2 -> target; relay 1 in the tunnel's place, relay 2 in the emulator's;\n64 KiB copy buffers), one connection ({} MiB per run)",
+                first.tunnel.bytes / MIB
+            );
+            let _ = writeln!(
+                t,
+                "{:<30} {:>11} {:>11} {:>7} {:>12} {:>12}",
+                "case", "relays MB/s", "direct MB/s", "ratio", "relay1 s/GiB", "relay2 s/GiB"
+            );
+            for x in &b.plain_relays {
+                row(&mut t, x.dir.name().to_owned(), x);
+            }
+            for x in &b.plain_relays {
+                let mut of_dir = b.to_plain_relays();
+                of_dir.retain(|(s, _)| s.dir == x.dir);
+                // The issue's target is for 64 KiB frames: those first.
+                of_dir.sort_by_key(|(s, _)| s.frame == "default");
+                let ratios: Vec<String> = of_dir
+                    .iter()
+                    .map(|(s, r)| {
+                        let frame = if s.frame == "default" {
+                            "default frames"
+                        } else {
+                            "64 KiB frames"
+                        };
+                        format!("{r:.2} ({frame})")
+                    })
+                    .collect();
+                if !ratios.is_empty() {
+                    let _ = writeln!(
+                        t,
+                        "tunnel / plain relays, {}: {}",
+                        x.dir.name(),
+                        ratios.join(", ")
+                    );
+                }
             }
         }
         if let Some(first) = b.parallel.first() {
