@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::error::Operation;
 use crate::protocol::{self, Endpoint};
@@ -25,6 +25,10 @@ use crate::{Error, Result};
 
 /// The largest response body read into memory.
 const MAX_BODY: usize = 4 << 20;
+/// How long an idle keep-alive connection stays in the pool.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many idle keep-alive connections the pool keeps per host.
+const POOL_MAX_IDLE: usize = 8;
 
 /// Settings of an [`HttpsClient`].
 #[derive(Debug, Clone)]
@@ -97,6 +101,11 @@ impl std::fmt::Debug for HttpsClient {
 impl HttpsClient {
     /// Builds a client. Fails only on an unusable CA bundle.
     pub fn new(config: HttpsConfig) -> Result<Self> {
+        Self::with_pool(config, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE)
+    }
+
+    /// [`HttpsClient::new`] with the pool's idle timeout and per-host cap of idle connections.
+    fn with_pool(config: HttpsConfig, idle_timeout: Duration, max_idle: usize) -> Result<Self> {
         let tls = crate::tls::client_config(config.extra_root_ca_pem.as_deref())?;
         let overrides = resolve::overrides(&config.resolve);
         let mut http =
@@ -112,9 +121,15 @@ impl HttpsClient {
         // Plain http is refused in `prepare` except to this machine's identity endpoints, and
         // again in the connector unless the address it dials is one of them.
         let https = HttpsConnector::from((tcp, Arc::new(tls)));
+        // Idle keep-alive connections are closed after POOL_IDLE_TIMEOUT by the pool's timer
+        // (without one, hyper-util checks the timeout only when it hands a connection out, so a
+        // burst's connections stayed open for good), and at most POOL_MAX_IDLE are kept per
+        // host: a burst of closing connections (16 DELETEs at a time) leaves a few warm
+        // connections behind, not one per concurrent request (docs/architecture.md#memory).
         let inner = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(32)
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(idle_timeout)
+            .pool_max_idle_per_host(max_idle)
             .retry_canceled_requests(true)
             .build(https.clone());
         Ok(Self {
@@ -582,6 +597,113 @@ mod tests {
             0,
             "a connection was made"
         );
+        task.abort();
+    }
+
+    /// A keep-alive plain-http server: answers every request with 200 and keeps the
+    /// connection; reports each connection the client closes.
+    fn keep_alive_server(
+        listener: tokio::net::TcpListener,
+    ) -> (
+        Arc<std::sync::atomic::AtomicUsize>,
+        tokio::sync::mpsc::UnboundedReceiver<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        let (closed_tx, closed) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let closed_tx = closed_tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    loop {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                            if s.write_all(ok).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    let _ = closed_tx.send(());
+                });
+            }
+        });
+        (accepted, closed, task)
+    }
+
+    fn pooled_client(idle_timeout: Duration, max_idle: usize) -> HttpsClient {
+        HttpsClient::with_pool(
+            HttpsConfig {
+                resolve: vec![("localhost".to_owned(), "127.0.0.1".parse().unwrap())],
+                proxy: ProxySetting::Direct,
+                ..HttpsConfig::default()
+            },
+            idle_timeout,
+            max_idle,
+        )
+        .unwrap()
+    }
+
+    /// Without the pool's timer, hyper-util checks the idle timeout only when it hands a
+    /// connection out: an idle connection stayed open for good.
+    #[tokio::test]
+    async fn an_idle_pooled_connection_is_closed_after_the_idle_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (accepted, mut closed, task) = keep_alive_server(listener);
+        let client = pooled_client(Duration::from_millis(200), 8);
+        for _ in 0..2 {
+            let resp = client.send(identity_request(port)).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+        }
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "kept alive"
+        );
+        // A hang guard, not a timing: the client keeps no reference that would close it.
+        let closed_by_pool = tokio::time::timeout(Duration::from_secs(30), closed.recv()).await;
+        assert!(
+            closed_by_pool.is_ok(),
+            "the idle connection was never closed"
+        );
+        drop(client);
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn the_pool_keeps_at_most_its_cap_of_idle_connections() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (accepted, mut closed, task) = keep_alive_server(listener);
+        let client = pooled_client(Duration::from_secs(3600), 2);
+        // Concurrent requests on an empty pool: one connection each.
+        let sends = (0..6).map(|_| client.send(identity_request(port)));
+        for resp in futures_util::future::join_all(sends).await {
+            assert_eq!(resp.unwrap().status(), StatusCode::OK);
+        }
+        let opened = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(opened > 2, "only {opened} connections were opened");
+        for _ in 0..opened - 2 {
+            let one = tokio::time::timeout(Duration::from_secs(30), closed.recv()).await;
+            assert!(one.is_ok(), "a connection beyond the cap stayed open");
+        }
+        // The two within the cap stay (an hour's idle timeout).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            closed.try_recv().is_err(),
+            "a connection within the cap was closed"
+        );
+        drop(client);
         task.abort();
     }
 

@@ -175,7 +175,7 @@ struct Soak {
 }
 
 /// Per-tunnel-process limits of the checks (see the README, "Hardening proof").
-/// Descriptors: the HTTPS pool may keep up to 32 idle keep-alive connections for 60 s, plus
+/// Descriptors: the HTTPS pool may keep up to 8 idle keep-alive connections for 60 s, plus
 /// the warm connection and a few more.
 const FD_SLACK: u64 = 40;
 /// Memory: what the allocator keeps after hundreds of connections came and went.
