@@ -30,7 +30,7 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 4096;
 /// The largest configurable frame payload.
 pub const MAX_FRAME_SIZE_LIMIT: usize = 1 << 20;
 /// How many bytes one `poll_write` accepts at most (before its single flush).
-const WRITE_BATCH: usize = 64 * 1024;
+const WRITE_BATCH: usize = 256 * 1024;
 
 /// Settings of a [`TunnelStream`].
 #[derive(Debug, Clone)]

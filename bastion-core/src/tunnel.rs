@@ -44,8 +44,8 @@ pub const DEFAULT_MAX_SESSIONS: usize = 256;
 /// Developer data-pod lookups are redone after this many consecutive connection failures.
 const DATA_POD_MAX_FAILURES: u32 = 3;
 /// The largest read buffers of a relay, per direction (they start at [`MIN_READ_BUFFER`]).
-const UP_BUFFER: usize = 64 * 1024;
-const DOWN_BUFFER: usize = 64 * 1024;
+const UP_BUFFER: usize = 256 * 1024;
+const DOWN_BUFFER: usize = 256 * 1024;
 /// What an idle relay holds per direction.
 const MIN_READ_BUFFER: usize = 1024;
 
