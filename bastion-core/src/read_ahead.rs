@@ -66,10 +66,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for ReadAhead<T> {
                 let want = out.remaining();
                 let before = out.filled().len();
                 ready!(Pin::new(&mut this.inner).poll_read(cx, out))?;
-                if want > 0
-                    && out.filled().len() - before == want
-                    && std::env::var_os("BASTION_NO_READ_AHEAD").is_none()
-                {
+                if want > 0 && out.filled().len() - before == want {
                     // The transport had at least what was asked: data is streaming.
                     this.ahead = MIN_AHEAD;
                 }
