@@ -666,7 +666,10 @@ async fn ws_reader(
     loop {
         let next = tokio::select! {
             biased;
-            _ = &mut stopping => break,
+            _ = &mut stopping => {
+                read_close_already_sent(&ctx, &mut rx);
+                break;
+            }
             m = rx.next() => m,
         };
         let msg = match next {
@@ -739,9 +742,7 @@ async fn ws_reader(
             Message::Pong(_) => Traffic::add(&t.pongs_received, 1),
             Message::Ping(_) | Message::Frame(_) => {}
             Message::Close(frame) => {
-                Traffic::add(&t.close_received, 1);
-                let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
-                ctx.shared.registry.client_close(&ctx.ticket, code);
+                record_client_close(&ctx, frame);
                 let _ = up.send(Up::Eof);
                 // Keep reading: the next read flushes tungstenite's Close reply, then ends.
             }
@@ -750,6 +751,26 @@ async fn ws_reader(
     let _ = up.send(Up::Eof);
     let _ = ctl.send(Ctl::ClientGone);
     rx
+}
+
+fn record_client_close(ctx: &Ctx, frame: Option<CloseFrame>) {
+    Traffic::add(&ctx.traffic.close_received, 1);
+    let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
+    ctx.shared.registry.client_close(&ctx.ticket, code);
+}
+
+/// When the relay is stopped (a DELETE, say) while frames the client sent before it are
+/// already here, reads those (without waiting) so that a Close sent before the DELETE is seen:
+/// a client that closes, then deletes, is recorded as having closed.
+fn read_close_already_sent(ctx: &Ctx, rx: &mut SplitStream<Ws>) {
+    use futures_util::FutureExt as _;
+    for _ in 0..64 {
+        match rx.next().now_or_never() {
+            Some(Some(Ok(Message::Close(frame)))) => return record_client_close(ctx, frame),
+            Some(Some(Ok(_))) => {}
+            _ => return,
+        }
+    }
 }
 
 async fn target_writer(
