@@ -92,46 +92,16 @@ async fn spawn_late_echo(hold: usize) -> std::net::SocketAddr {
     addr
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn more_than_the_replay_window_before_the_far_side_answers_waits_and_arrives_intact() {
-    let late = spawn_late_echo(REPLAY_WINDOW).await;
-    let vm = bastion_emulator::vm_resource_id("late-echo");
-    let fixture = BastionFixture::standard(TENANT);
-    let h = Harness::start_with(fixture, |c| {
-        c.with_target(TargetFixture::new(&vm, 22, late))
-    })
-    .await;
-    let tunnel =
-        bastion_core::Tunnel::new(h.config(Target::resource(&vm, 22).unwrap()), credential())
-            .unwrap();
-    let served = Served::start(tunnel).await;
-    // Three windows' worth, written at once: the first byte back comes only once a full
-    // window has gone out, so the relay must hold the rest back (not fail) until then.
-    let data = random_bytes(3 * REPLAY_WINDOW, 22);
-    let echoed = tokio::time::timeout(GUARD, echo_round_trip(served.connect().await, &data))
-        .await
-        .expect("hang guard: the relay did not resume after the far side answered");
-    assert!(echoed == data, "the echo differs from what was sent");
-    let summary = served.stop().await;
-    assert_eq!((summary.accepted, summary.failed), (1, 0));
-    h.assert_all_sessions_deleted().await;
-
-    let sessions = sessions_by_mint_order(&h);
-    assert_eq!(sessions.len(), 1, "no retry: {sessions:?}");
-    // The far side needed a full window before answering, and the client sent no more than
-    // the window until the answer came: exactly the window.
-    assert_eq!(
-        sessions[0].bytes_up_before_first_down,
-        Some(REPLAY_WINDOW as u64)
-    );
-    assert_eq!(sessions[0].bytes_up, data.len() as u64);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_far_side_that_needs_more_than_the_window_before_answering_is_not_stalled() {
-    // An upload-like protocol: the far side answers only after two windows' worth. The relay
-    // waits `replay_wait` with a full window, then gives the retry up and sends on.
-    let late = spawn_late_echo(2 * REPLAY_WINDOW).await;
+/// Sends `len` bytes through a tunnel to a late echo holding `hold` bytes, checks the echo,
+/// the clean stop and that every session was deleted, and returns the one session it used.
+async fn through_a_late_echo(
+    hold: usize,
+    len: usize,
+    seed: u64,
+    configure: impl FnOnce(&mut bastion_core::TunnelConfig),
+    stalled: &str,
+) -> SessionRecord {
+    let late = spawn_late_echo(hold).await;
     let vm = bastion_emulator::vm_resource_id("late-echo");
     let fixture = BastionFixture::standard(TENANT);
     let h = Harness::start_with(fixture, |c| {
@@ -139,26 +109,62 @@ async fn a_far_side_that_needs_more_than_the_window_before_answering_is_not_stal
     })
     .await;
     let mut config = h.config(Target::resource(&vm, 22).unwrap());
-    config.replay_wait = std::time::Duration::from_millis(200);
+    configure(&mut config);
     let tunnel = bastion_core::Tunnel::new(config, credential()).unwrap();
     let served = Served::start(tunnel).await;
-    let data = random_bytes(3 * REPLAY_WINDOW, 23);
+    let data = random_bytes(len, seed);
     let echoed = tokio::time::timeout(GUARD, echo_round_trip(served.connect().await, &data))
         .await
-        .expect("hang guard: the relay stalled behind its full replay window");
+        .unwrap_or_else(|_| panic!("hang guard: {stalled}"));
     assert!(echoed == data, "the echo differs from what was sent");
     let summary = served.stop().await;
     assert_eq!((summary.accepted, summary.failed), (1, 0));
     h.assert_all_sessions_deleted().await;
 
-    let sessions = sessions_by_mint_order(&h);
+    let mut sessions = sessions_by_mint_order(&h);
     assert_eq!(sessions.len(), 1, "no retry: {sessions:?}");
+    let session = sessions.remove(0);
+    assert_eq!(session.bytes_up, len as u64);
+    session
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_the_replay_window_before_the_far_side_answers_waits_and_arrives_intact() {
+    // Three windows' worth, written at once: the first byte back comes only once a full
+    // window has gone out, so the relay must hold the rest back (not fail) until then.
+    let session = through_a_late_echo(
+        REPLAY_WINDOW,
+        3 * REPLAY_WINDOW,
+        22,
+        |_| {},
+        "the relay did not resume after the far side answered",
+    )
+    .await;
+    // The far side needed a full window before answering, and the client sent no more than
+    // the window until the answer came: exactly the window.
+    assert_eq!(
+        session.bytes_up_before_first_down,
+        Some(REPLAY_WINDOW as u64)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_far_side_that_needs_more_than_the_window_before_answering_is_not_stalled() {
+    // An upload-like protocol: the far side answers only after two windows' worth. The relay
+    // waits `replay_wait` with a full window, then gives the retry up and sends on.
+    let session = through_a_late_echo(
+        2 * REPLAY_WINDOW,
+        3 * REPLAY_WINDOW,
+        23,
+        |c| c.replay_wait = std::time::Duration::from_millis(200),
+        "the relay stalled behind its full replay window",
+    )
+    .await;
     // The far side got its two windows before it said anything: more than the replay window
     // went out with no answer, which the relay used to refuse to do.
     assert!(
-        sessions[0].bytes_up_before_first_down >= Some(2 * REPLAY_WINDOW as u64),
+        session.bytes_up_before_first_down >= Some(2 * REPLAY_WINDOW as u64),
         "{:?}",
-        sessions[0].bytes_up_before_first_down
+        session.bytes_up_before_first_down
     );
-    assert_eq!(sessions[0].bytes_up, data.len() as u64);
 }
