@@ -46,11 +46,6 @@ impl<T> ReadAhead<T> {
     pub fn get_ref(&self) -> &T {
         &self.inner
     }
-
-    /// The wrapped transport.
-    pub fn get_mut(&mut self) -> &mut T {
-        &mut self.inner
-    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for ReadAhead<T> {

@@ -49,11 +49,7 @@ pub fn main(args: &[String]) -> ExitCode {
         while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
         std::process::exit(0);
     });
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bastion-bench: relay: cannot start the runtime: {e}");
