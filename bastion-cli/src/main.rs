@@ -23,8 +23,10 @@ use crate::output::Output;
 
 /// jemalloc, with a background thread that hands freed pages back to the system: with the
 /// system allocator, the memory of a burst of thousands of connections stays resident after
-/// they close (see docs/architecture.md#memory). The binary's choice; the libraries use
-/// whatever allocator their embedder has.
+/// they close. Small slabs and small thread caches (options compiled in from the workspace's
+/// `.cargo/config.toml`) let it give back nearly all of a burst; see
+/// docs/architecture.md#memory. The binary's choice; the libraries use whatever allocator
+/// their embedder has.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
