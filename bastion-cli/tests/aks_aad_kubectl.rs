@@ -7,9 +7,9 @@
 mod aad;
 mod common;
 
-use aad::{AuthEnv, METHODS, aadaks_args, in_ci, kubectl, principal_of};
+use aad::{AuthEnv, METHODS, aadaks_args, kubectl, principal_of};
 use bastion_emulator::{GrantKind, is_aks_audience};
-use common::{ArmSandbox, assert_nothing_left_in, assert_success, run_command};
+use common::{ArmSandbox, assert_nothing_left_in, assert_success, in_ci, run_command};
 
 async fn kubectl_lists_the_pods_with(method: &str) {
     let Some(kubectl) = kubectl() else {

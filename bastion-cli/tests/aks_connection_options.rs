@@ -10,14 +10,8 @@ use std::time::Duration;
 use bastion_emulator::sandbox::PRIVATE_CLUSTER_PUBLIC_FQDN;
 use common::{
     ArmSandbox, Running, WAIT, assert_clean_error, assert_nothing_left_in, assert_success, command,
-    run_command,
+    in_ci, run_command,
 };
-
-/// Whether this is a CI run, where kubectl must be installed.
-fn in_ci() -> bool {
-    std::env::var("CI")
-        .is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bind_context_and_public_fqdn_shape_the_kubeconfig_kubectl_uses() {

@@ -7,19 +7,12 @@ mod common;
 use std::path::Path;
 
 use bastion_emulator::sandbox::PRIVATE_CLUSTER;
-use common::{ArmSandbox, assert_nothing_left_in, assert_success, run_command};
+use common::{ArmSandbox, assert_nothing_left_in, assert_success, in_ci, run_command};
 
 fn kubectl() -> Option<&'static str> {
     ["/usr/bin/kubectl", "/usr/local/bin/kubectl"]
         .into_iter()
         .find(|p| Path::new(p).exists())
-}
-
-/// Whether this is a CI run (`CI` set to anything but empty, `0` or `false`): there a missing
-/// kubectl fails the test instead of falling back to curl.
-fn in_ci() -> bool {
-    std::env::var("CI")
-        .is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use bastion_arm::testing::USER_KUBECONFIG;
 use bastion_emulator::sandbox_vm::{self, HTTP_GREETING, SandboxVm};
-use common::{ArmSandbox, Running, WAIT, assert_nothing_left_in, command, connect, round_trip};
+use common::{
+    ArmSandbox, Running, WAIT, assert_nothing_left_in, command, connect, in_ci, round_trip,
+};
 use rustix::process::Signal;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
@@ -127,11 +129,6 @@ fn kubectl() -> Option<&'static str> {
     ["/usr/bin/kubectl", "/usr/local/bin/kubectl"]
         .into_iter()
         .find(|p| Path::new(p).exists())
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI")
-        .is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
 }
 
 /// `kubectl get pods` with `kubeconfig` (curl with the cluster's token where kubectl is missing,

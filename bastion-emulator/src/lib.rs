@@ -11,6 +11,7 @@
 //! - [`KubeApiServer`]: enough of a Kubernetes API server for `kubectl get pods`.
 //! - [`Sandbox`]: all three wired into a hub-spoke layout, plus a VM ([`SandboxVm`]).
 //! - [`TestCa`] and [`TestClaims`]: the CA behind every certificate, and ARM access tokens.
+//! - [`openssh::PrivateSshd`]: a private OpenSSH server, for the real `ssh` and `scp`.
 //!
 //! The `bastion emulate` and `bastion demo` commands run on this crate, and the libraries'
 //! tests use it as a dev-dependency.
@@ -40,6 +41,7 @@ mod identity;
 mod ids;
 pub mod jwt;
 mod kube;
+pub mod openssh;
 mod respond;
 pub mod sandbox;
 pub mod sandbox_vm;

@@ -2,61 +2,30 @@
 //! on 127.0.0.1, direct and through `bastion proxy` as ssh's `ProxyCommand` (default and 64 KiB
 //! frames), a few runs each; medians, the ratio to direct, and every copy checked by SHA-256.
 //!
-//! The server is unprivileged in configuration: a temporary directory with a generated host
-//! key, an `authorized_keys` with a generated client key, and `sshd -D -e -f CONFIG -p PORT`
-//! with `UsePAM no`, `StrictModes no`, `PidFile none`, public-key login only. The proxy reaches
-//! it through the sandbox VM's Bastion by IP connect (`--target-ip-address 127.0.0.1
-//! --resource-port PORT --allow-any-port`): the emulator dials the address it is given.
+//! The server is `bastion_emulator::openssh::PrivateSshd`; the proxy reaches it through the
+//! sandbox VM's Bastion by IP connect (`--target-ip-address 127.0.0.1 --resource-port PORT
+//! --allow-any-port`): the emulator dials the address it is given.
 
 use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
-use tokio::io::AsyncReadExt as _;
 use tokio::process::Command;
 
-use crate::procs::{Proc, SCRUBBED_ENV};
+use bastion_emulator::openssh::{OpenSsh, PrivateSshd};
+
+use crate::procs::SCRUBBED_ENV;
 use crate::{Ctx, Error, note};
 
 /// Timed runs per case (the median is reported).
 const RUNS: usize = 3;
 
-/// The OpenSSH programs the phase needs.
-#[derive(Debug, Clone)]
-pub struct Tools {
-    sshd: PathBuf,
-    scp: PathBuf,
-    keygen: PathBuf,
-}
-
-/// Finds `sshd`, `scp` and `ssh-keygen` (on `PATH`, and `sshd` in the sbin directories too);
-/// `Err` names what is missing.
-pub fn tools() -> Result<Tools, String> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    for d in ["/usr/sbin", "/usr/local/sbin", "/sbin"] {
-        dirs.push(PathBuf::from(d));
-    }
-    let find = |name: &str| dirs.iter().map(|d| d.join(name)).find(|p| p.is_file());
-    let (sshd, scp, keygen) = (find("sshd"), find("scp"), find("ssh-keygen"));
-    match (sshd, scp, keygen) {
-        (Some(sshd), Some(scp), Some(keygen)) => Ok(Tools { sshd, scp, keygen }),
-        (sshd, scp, keygen) => {
-            let missing: Vec<&str> = [("sshd", sshd), ("scp", scp), ("ssh-keygen", keygen)]
-                .into_iter()
-                .filter(|(_, p)| p.is_none())
-                .map(|(n, _)| n)
-                .collect();
-            Err(format!(
-                "scp: skipped: {} not found — install OpenSSH (Debian: apt-get install openssh-server openssh-client)",
-                missing.join(", ")
-            ))
-        }
-    }
+/// Finds the OpenSSH programs; `Err` says the phase is skipped and what is missing.
+pub fn tools() -> Result<OpenSsh, String> {
+    OpenSsh::find().map_err(|e| format!("scp: skipped: {e}"))
 }
 
 /// One case: a direction and a path (direct, or the proxy with a frame size).
@@ -168,7 +137,7 @@ impl Drop for TempDir {
 }
 
 /// Runs the phase; the results keep what was measured before a failure.
-pub async fn phase(ctx: &Ctx, tools: &Tools, out: &mut ScpResults) -> Result<(), Error> {
+pub async fn phase(ctx: &Ctx, tools: &OpenSsh, out: &mut ScpResults) -> Result<(), Error> {
     let dir =
         TempDir(std::env::temp_dir().join(format!("bastion-bench-scp-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&dir.0);
@@ -184,77 +153,34 @@ pub async fn phase(ctx: &Ctx, tools: &Tools, out: &mut ScpResults) -> Result<(),
     let want = write_random(&src, bytes)?;
     out.bytes = bytes;
 
-    for name in ["host_key", "client_key"] {
-        run_quiet(
-            Command::new(&tools.keygen)
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", "bastion-bench", "-f"])
-                .arg(d.join(name)),
-            "ssh-keygen",
-        )
-        .await?;
-    }
-    std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys"))?;
-    let port = free_port()?;
-    let config = d.join("sshd_config");
-    std::fs::write(
-        &config,
-        format!(
-            "ListenAddress 127.0.0.1\n\
-             HostKey {host}\n\
-             AuthorizedKeysFile {auth}\n\
-             PubkeyAuthentication yes\n\
-             PasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\n\
-             UsePAM no\n\
-             StrictModes no\n\
-             PidFile none\n\
-             PermitRootLogin prohibit-password\n\
-             Subsystem sftp internal-sftp\n\
-             LogLevel ERROR\n",
-            host = d.join("host_key").display(),
-            auth = d.join("authorized_keys").display(),
-        ),
-    )?;
-    // Run as root, sshd wants its privilege-separation directory (normally made by the init
-    // system); as any other user it does not use one.
-    if rustix::process::geteuid().is_root() && !Path::new("/run/sshd").is_dir() {
-        std::fs::create_dir_all("/run/sshd")
-            .map_err(|e| Error::new(format!("/run/sshd (sshd's privilege separation): {e}")))?;
-    }
     let log = std::fs::File::create(ctx.opts.logs.join("sshd.log"))?;
-    let child = Command::new(&tools.sshd)
-        .arg("-D")
-        .arg("-e")
-        .arg("-f")
-        .arg(&config)
-        .arg("-p")
-        .arg(port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| Error::new(format!("cannot start {}: {e}", tools.sshd.display())))?;
-    let mut sshd = Proc::new("sshd", child)?;
-    wait_banner(&mut sshd, port)
-        .await
-        .map_err(|e| e.context(format!("see {}", ctx.opts.logs.join("sshd.log").display())))?;
-    note(format!("scp: sshd pid {} on 127.0.0.1:{port}", sshd.pid));
+    let sshd = PrivateSshd::start(tools, d, log).await.map_err(|e| {
+        Error::new(format!(
+            "{e} (sshd's log: {})",
+            ctx.opts.logs.join("sshd.log").display()
+        ))
+    })?;
+    note(format!(
+        "scp: sshd pid {} on 127.0.0.1:{}",
+        sshd.pid().unwrap_or_default(),
+        sshd.port()
+    ));
 
-    let r = cases(ctx, tools, d, port, &src, &want, out).await;
-    sshd.stop(Duration::from_secs(5)).await;
+    let r = cases(ctx, tools, &sshd, d, &src, &want, out).await;
+    sshd.stop().await;
     r
 }
 
 async fn cases(
     ctx: &Ctx,
-    tools: &Tools,
+    tools: &OpenSsh,
+    sshd: &PrivateSshd,
     d: &Path,
-    port: u16,
     src: &Path,
     want: &str,
     out: &mut ScpResults,
 ) -> Result<(), Error> {
+    let port = sshd.port();
     let proxy = |frame: Option<&str>| {
         let mut cmd = format!(
             "'{}' proxy -n {} -g {} --target-ip-address 127.0.0.1 --resource-port {port} --allow-any-port",
@@ -272,7 +198,7 @@ async fn cases(
         ("proxy default frames", Some(proxy(None))),
         ("proxy 64 KiB frames", Some(proxy(Some("65536")))),
     ];
-    let user = current_user().await?;
+    let user = sshd.user();
     let remote = |p: &Path| format!("{user}@127.0.0.1:{}", p.display());
     out.verified = true;
     for direction in ["upload", "download"] {
@@ -298,24 +224,9 @@ async fn cases(
                     cmd.env_remove(k);
                 }
                 cmd.envs(&ctx.env.vars)
-                    .args(["-q", "-B", "-i"])
-                    .arg(d.join("client_key"))
-                    .args([
-                        "-o",
-                        "IdentitiesOnly=yes",
-                        "-o",
-                        "StrictHostKeyChecking=no",
-                        "-o",
-                        "UserKnownHostsFile=/dev/null",
-                        "-o",
-                        "LogLevel=ERROR",
-                        "-o",
-                        "BatchMode=yes",
-                        "-F",
-                        "/dev/null",
-                        "-P",
-                        &port.to_string(),
-                    ]);
+                    .args(["-q", "-B"])
+                    .args(sshd.client_options())
+                    .args(["-P", &port.to_string()]);
                 if let Some(p) = proxy_cmd {
                     cmd.arg("-o").arg(format!("ProxyCommand={p}"));
                 }
@@ -363,51 +274,6 @@ async fn run_quiet(cmd: &mut Command, what: &str) -> Result<(), Error> {
             output.status,
             err.trim().lines().last().unwrap_or("no message")
         )))
-    }
-}
-
-/// The login name scp uses (`id -un`).
-async fn current_user() -> Result<String, Error> {
-    let out = Command::new("id")
-        .arg("-un")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| Error::new(format!("id -un: {e}")))?;
-    let name = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if !out.status.success() || name.is_empty() {
-        return Err(Error::new("id -un: cannot tell the current user"));
-    }
-    Ok(name)
-}
-
-/// A port on 127.0.0.1 that is free now.
-fn free_port() -> Result<u16, Error> {
-    let l = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
-    Ok(l.local_addr()?.port())
-}
-
-/// Waits (bounded) until sshd answers with its banner.
-async fn wait_banner(sshd: &mut Proc, port: u16) -> Result<(), Error> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        sshd.check_alive()?;
-        if let Ok(mut s) = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await {
-            let mut buf = [0u8; 8];
-            if let Ok(Ok(n)) =
-                tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut buf)).await
-                && n == buf.len()
-                && buf.starts_with(b"SSH-")
-            {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            return Err(Error::new(format!(
-                "sshd did not answer on 127.0.0.1:{port} within 15 s"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -169,12 +169,6 @@ pub fn kubectl() -> Option<&'static str> {
         .find(|p| Path::new(p).exists())
 }
 
-/// Whether this is a CI run (`CI` set to anything but empty, `0` or `false`).
-pub fn in_ci() -> bool {
-    std::env::var("CI")
-        .is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
-}
-
 /// The kubeconfig's first user's exec plugin.
 pub fn exec_of(kubeconfig: &str) -> yaml_serde::Value {
     let doc: yaml_serde::Value = yaml_serde::from_str(kubeconfig).unwrap();

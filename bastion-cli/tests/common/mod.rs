@@ -46,6 +46,13 @@ pub fn command(args: &[&str], env: &[(String, String)]) -> Command {
     cmd
 }
 
+/// Whether this is a CI run (`CI` set to anything but empty, `0` or `false`): there a real
+/// client the machine lacks (kubectl, OpenSSH) fails its test instead of skipping it.
+pub fn in_ci() -> bool {
+    std::env::var("CI")
+        .is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
+}
+
 /// Runs `bastion args...` to completion (bounded) and returns its output.
 pub async fn run(args: &[&str], env: &[(String, String)]) -> Output {
     run_command(command(args, env)).await
@@ -237,13 +244,23 @@ impl CoreSandbox {
 
     /// Starts it with a given Bastion.
     pub async fn start_with(bastion: BastionFixture) -> Self {
+        Self::build(bastion, None).await
+    }
+
+    /// Starts it with the VM's port 22 served by `ssh` (a real sshd) instead of the echo
+    /// server.
+    pub async fn start_with_ssh(ssh: std::net::SocketAddr) -> Self {
+        Self::build(BastionFixture::standard(TEST_TENANT), Some(ssh)).await
+    }
+
+    async fn build(bastion: BastionFixture, ssh: Option<std::net::SocketAddr>) -> Self {
         let (echo, task) = bastion_emulator::spawn_echo_target()
             .await
             .expect("echo target");
         let vm = bastion_emulator::vm_resource_id("vm1");
         let emu = Emulator::start(
             EmulatorConfig::single(bastion.clone())
-                .with_target(TargetFixture::new(&vm, 22, echo))
+                .with_target(TargetFixture::new(&vm, 22, ssh.unwrap_or(echo)))
                 // The VM's RDP port, for `bastion rdp`: the same echo server.
                 .with_target(TargetFixture::new(&vm, 3389, echo)),
         )
