@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use azure_core::credentials::TokenCredential;
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -34,6 +34,7 @@ use crate::token::TokenSource;
 use crate::transport::{HttpsClient, HttpsConfig};
 use crate::websocket::WsOptions;
 use crate::{Error, Result, Secret};
+use read_buffer::{MIN_READ_BUFFER, ReadBuffer};
 
 /// Ports a Developer SKU Bastion or an IP-connect target allows unless the user opts in.
 pub const DEFAULT_RESTRICTED_PORTS: [u16; 2] = [22, 3389];
@@ -43,11 +44,9 @@ pub const DEFAULT_RESTRICTED_PORTS: [u16; 2] = [22, 3389];
 pub const DEFAULT_MAX_SESSIONS: usize = 256;
 /// Developer data-pod lookups are redone after this many consecutive connection failures.
 const DATA_POD_MAX_FAILURES: u32 = 3;
-/// The largest read buffers of a relay, per direction (they start at [`MIN_READ_BUFFER`]).
+/// The largest read buffers of a relay, per direction (see [`ReadBuffer`]).
 const UP_BUFFER: usize = 256 * 1024;
 const DOWN_BUFFER: usize = 256 * 1024;
-/// What an idle relay holds per direction.
-const MIN_READ_BUFFER: usize = 1024;
 
 /// Everything a [`Tunnel`] needs besides the credential.
 #[derive(Debug, Clone)]
@@ -978,7 +977,10 @@ where
                     }
                     want = want.min(REPLAY_LIMIT - kept);
                 }
-                let n = local_r.read(buf.space(want)).await.map_err(Side::Local)?;
+                let n = buf
+                    .read_from(&mut local_r, want)
+                    .await
+                    .map_err(Side::Local)?;
                 if n == 0 {
                     // Half-close: nothing more to send, but the far side's data keeps flowing
                     // (below) until it ends or the linger passes; only then the Close goes out.
@@ -1000,8 +1002,8 @@ where
         let down = async {
             let mut buf = ReadBuffer::new(MIN_READ_BUFFER, DOWN_BUFFER);
             loop {
-                let n = ws_r
-                    .read(buf.space(usize::MAX))
+                let n = buf
+                    .read_from(&mut ws_r, usize::MAX)
                     .await
                     .map_err(Side::Tunnel)?;
                 if n == 0 {
@@ -1130,44 +1132,6 @@ where
     }
 }
 
-/// A relay's read buffer: grown (up to its maximum) while reads fill it, and back to 1 KiB
-/// after a small read, so thousands of idle or interactive connections hold little and a bulk
-/// transfer still reads large chunks.
-struct ReadBuffer {
-    buf: Vec<u8>,
-    max: usize,
-}
-
-impl ReadBuffer {
-    fn new(initial: usize, max: usize) -> Self {
-        Self {
-            buf: vec![0; initial.min(max)],
-            max,
-        }
-    }
-
-    /// Where the next read goes: at most `limit` bytes.
-    fn space(&mut self, limit: usize) -> &mut [u8] {
-        let n = self.buf.len().min(limit.max(1));
-        &mut self.buf[..n]
-    }
-
-    /// The `n` bytes the last read put in.
-    fn filled(&self, n: usize) -> &[u8] {
-        &self.buf[..n]
-    }
-
-    /// After the last read's `n` bytes have been used: grow when it filled the buffer, shrink
-    /// when it was small.
-    fn adapt(&mut self, n: usize) {
-        if n == self.buf.len() && self.buf.len() < self.max {
-            self.buf = vec![0; (self.buf.len() * 4).min(self.max)];
-        } else if n <= MIN_READ_BUFFER && self.buf.len() > MIN_READ_BUFFER {
-            self.buf = vec![0; MIN_READ_BUFFER];
-        }
-    }
-}
-
 /// Which side of a relay an I/O error came from.
 enum Side {
     Local(io::Error),
@@ -1183,5 +1147,6 @@ impl From<Side> for Ending {
     }
 }
 
+mod read_buffer;
 #[cfg(test)]
 mod tests;
