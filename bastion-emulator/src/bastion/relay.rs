@@ -1,8 +1,9 @@
 //! After the `101`: the WebSocket ⇄ TCP relay, and the post-upgrade quirks (in-band HTTP,
 //! hang, unreachable target).
 //!
-//! Four loops per tunnel: WebSocket reader → target writer, target reader → WebSocket writer
-//! (the coordinator). Queues between them are bounded in bytes, so a slow target slows the
+//! Four loops per tunnel: WebSocket reader → target writer (two tasks), target reader →
+//! WebSocket writer (the coordinator; one task, so a bulk download's hand-overs wake no other
+//! worker). Queues between them are bounded in bytes, so a slow target slows the
 //! WebSocket reader and, through TCP, the client (backpressure end to end). An optional
 //! one-way latency is applied per chunk by timestamping it on entry and holding it until its
 //! due time on exit, so the delay does not cap throughput.
@@ -386,7 +387,7 @@ async fn run(
         stop_rx.clone(),
         ctx.coalesces(),
     ));
-    let target_reader = tokio::spawn(target_reader(
+    let reading = target_reader(
         target_r,
         down_tx,
         stop_rx,
@@ -394,10 +395,24 @@ async fn run(
         queue,
         latency,
         read_size,
-    ));
+    );
     drop(ctl_tx);
 
-    let end = write_loop(&ctx, &mut ws_tx, &mut down_rx, &mut ctl_rx, &mut cmd_rx).await;
+    // The target reader runs in this task, beside the write loop it feeds. As a task of its
+    // own, the chunks it handed over kept waking the runtime's other worker to run the write
+    // loop: about a quarter of the emulator's CPU in a bulk download went to scheduling. It
+    // ends with the write loop (nothing would send what it reads after that).
+    let end = {
+        let writing = write_loop(&ctx, &mut ws_tx, &mut down_rx, &mut ctl_rx, &mut cmd_rx);
+        tokio::pin!(writing, reading);
+        let mut target_open = true;
+        loop {
+            tokio::select! {
+                end = &mut writing => break end,
+                () = &mut reading, if target_open => target_open = false,
+            }
+        }
+    };
     let mut target_writer_done = false;
     match end {
         End::Closed => {
@@ -436,7 +451,6 @@ async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(1), &mut target_writer).await;
     }
     target_writer.abort();
-    target_reader.abort();
 
     let Some(ws_rx) = ws_rx else { return };
     let Ok(mut ws) = ws_rx.reunite(ws_tx) else {
