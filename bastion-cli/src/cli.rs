@@ -392,7 +392,8 @@ pub struct RdpArgs {
     pub user: Option<String>,
 
     /// Start no client: print the port, write a ready-made .rdp file in a private temporary
-    /// directory (removed on exit), and keep the tunnel open until Ctrl-C.
+    /// directory (removed on exit, or by the next run after a SIGKILL), and keep the tunnel
+    /// open until Ctrl-C.
     #[arg(long)]
     pub no_launch: bool,
 

@@ -111,6 +111,58 @@ async fn no_launch_writes_a_private_rdp_file_and_waits_for_ctrl_c() {
     sandbox.emu.assert_no_orphans();
 }
 
+/// Starts `bastion rdp --no-launch` with `TMPDIR=tmp`; the running process and its `.rdp` file.
+async fn no_launch_in(sandbox: &CoreSandbox, tmp: &Path) -> (Running, std::path::PathBuf) {
+    let mut cmd = sandbox.command(&["rdp"], &["--no-launch"]);
+    cmd.env("TMPDIR", tmp);
+    let mut rdp = Running::spawn(cmd);
+    rdp.ready_port().await;
+    let line = rdp
+        .wait_for_line(|l| l.starts_with("RDP file: "), WAIT)
+        .await;
+    let file = Path::new(line.strip_prefix("RDP file: ").unwrap()).to_path_buf();
+    (rdp, file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_directory_of_a_killed_run_is_removed_by_the_next_one() {
+    let sandbox = CoreSandbox::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    // A first run, killed outright: it cannot remove its directory.
+    let (mut first, first_file) = no_launch_in(&sandbox, tmp.path()).await;
+    let first_dir = first_file.parent().unwrap().to_path_buf();
+    first.signal(rustix::process::Signal::KILL);
+    first.wait(WAIT).await;
+    assert!(first_file.exists(), "SIGKILL left it behind");
+
+    // The next run removes it (its lock died with its process), says so, and keeps its own
+    // until it ends.
+    let (mut second, second_file) = no_launch_in(&sandbox, tmp.path()).await;
+    assert!(
+        !first_dir.exists(),
+        "{} is still there",
+        first_dir.display()
+    );
+    second.assert_stderr_contains(&format!(
+        "Removed {}, left by a bastion run that was killed",
+        first_dir.display()
+    ));
+    assert!(second_file.exists());
+
+    // A third run while the second is alive leaves the second's directory alone.
+    let (mut third, third_file) = no_launch_in(&sandbox, tmp.path()).await;
+    assert!(second_file.exists(), "a live run's directory is kept");
+    for rdp in [&mut second, &mut third] {
+        rdp.signal(rustix::process::Signal::INT);
+        let status = rdp.wait(Duration::from_secs(15)).await;
+        assert!(status.success(), "{}", rdp.stderr());
+    }
+    assert!(!third_file.exists());
+    common::assert_nothing_left_in(tmp.path());
+    // No connection came, so none of the three opened a session.
+    assert!(sandbox.emu.sessions().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_client_it_says_what_to_install_and_opens_no_session() {
     let sandbox = CoreSandbox::start().await;

@@ -1,5 +1,7 @@
-//! A private directory for the temporary kubeconfig of one process, removed on drop, and swept
-//! by a later process when the one that made it was killed before it could remove it.
+//! A private directory for one process's temporary files (the temporary kubeconfig of
+//! `bastion aks`; the CLI also keeps an `.rdp` file or an ssh certificate in one), removed on
+//! drop, and swept by a later process when the one that made it was killed before it could
+//! remove it.
 
 use std::fs::{self, File};
 use std::io;

@@ -20,19 +20,26 @@ pub mod target;
 pub mod tunnel;
 pub mod up;
 
-/// A private (0700, whatever the umask) temporary directory named `PREFIX…`, removed when
-/// dropped: for the files a command hands to a child program (an `.rdp` file, an ssh
-/// certificate).
-pub fn private_temp_dir(prefix: &str) -> crate::exit::CliResult<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir()
-        .map_err(|e| {
-            crate::exit::CliError::new(
-                crate::exit::Code::Other,
-                format!("cannot create a temporary directory: {e}"),
-            )
-            .hint("check that TMPDIR (or /tmp) exists and is writable")
-        })
+/// A private (0700, whatever the umask) temporary directory named `PREFIX…`, locked for as
+/// long as it lives and removed when dropped: for the files a command hands to a child program
+/// (an `.rdp` file, an ssh key and certificate). The directories of the same kind left by runs
+/// that were killed outright (`SIGKILL`: their locks are free) are removed first, and said so.
+pub fn private_temp_dir(
+    out: &crate::output::Output,
+    prefix: &str,
+) -> crate::exit::CliResult<bastion_arm::SessionDir> {
+    let parent = std::env::temp_dir();
+    for dir in bastion_arm::SessionDir::sweep_stale(&parent, prefix) {
+        out.info(format!(
+            "Removed {}, left by a bastion run that was killed",
+            dir.display()
+        ));
+    }
+    bastion_arm::SessionDir::create_in(&parent, prefix).map_err(|e| {
+        crate::exit::CliError::new(
+            crate::exit::Code::Other,
+            format!("cannot create a temporary directory: {e}"),
+        )
+        .hint("check that TMPDIR (or /tmp) exists and is writable")
+    })
 }

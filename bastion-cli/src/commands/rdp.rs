@@ -15,6 +15,7 @@ use crate::commands::target::TargetSpec;
 use crate::commands::{child, target, tunnel};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, Code, Outcome, child_status};
+use crate::output::Output;
 use crate::signals::Signals;
 
 /// The FreeRDP clients looked for on PATH, in this order.
@@ -64,7 +65,7 @@ pub async fn run(ctx: &Context, args: &RdpArgs) -> CliResult<Outcome> {
 
     let Some(client) = client else {
         // --no-launch: the .rdp file lives in a private directory removed on exit.
-        let dir = rdp_dir()?;
+        let dir = rdp_dir(&ctx.out)?;
         let file = dir.path().join(format!("bastion-{port}.rdp"));
         write_rdp_file(&file, port, args.user.as_deref())?;
         let out = ctx.out;
@@ -220,8 +221,8 @@ fn percent_encode(text: &str) -> String {
 }
 
 /// A private (0700) temporary directory for the `.rdp` file.
-fn rdp_dir() -> CliResult<tempfile::TempDir> {
-    super::private_temp_dir("bastion-rdp-")
+fn rdp_dir(out: &Output) -> CliResult<bastion_arm::SessionDir> {
+    super::private_temp_dir(out, "bastion-rdp-")
 }
 
 /// The `.rdp` file's text: the tunnel's address, and the user name when given.

@@ -18,6 +18,7 @@ use crate::commands::target::TargetSpec;
 use crate::commands::{child, target, tunnel};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, Code, Outcome, child_status};
+use crate::output::Output;
 use crate::signals::Signals;
 
 /// What `ssh` gets to log in: options, and the temporary directory holding an AAD key and
@@ -25,7 +26,7 @@ use crate::signals::Signals;
 struct Login {
     args: Vec<std::ffi::OsString>,
     user: Option<String>,
-    _dir: Option<tempfile::TempDir>,
+    _dir: Option<bastion_arm::SessionDir>,
 }
 
 /// Runs `bastion ssh`.
@@ -108,7 +109,7 @@ async fn login(ctx: &Context, args: &SshArgs) -> CliResult<Login> {
         }
         Some(SshAuthType::Aad) => {
             let step = ctx.out.step("certificate");
-            let aad = aad_certificate(key).await?;
+            let aad = aad_certificate(&ctx.out, key).await?;
             step.done(format!(
                 "Entra ID SSH certificate for {}",
                 aad.principal.as_deref().unwrap_or("the signed-in user")
@@ -149,7 +150,7 @@ struct AadCert {
     key: PathBuf,
     cert: PathBuf,
     principal: Option<String>,
-    dir: tempfile::TempDir,
+    dir: bastion_arm::SessionDir,
 }
 
 /// What to do when the Azure CLI or its ssh extension is missing.
@@ -157,7 +158,7 @@ const AAD_NEEDS: &str = "install the Azure CLI, sign in with `az login`, then ad
 
 /// Gets a certificate from `az ssh cert` for `key` (its `.pub` beside it, or derived from it),
 /// or for a new throw-away RSA key (Entra ID signs RSA keys only).
-async fn aad_certificate(key: Option<&Path>) -> CliResult<AadCert> {
+async fn aad_certificate(out: &Output, key: Option<&Path>) -> CliResult<AadCert> {
     let Some(az) = child::find_program("az") else {
         return Err(CliError::new(
             Code::Auth,
@@ -177,7 +178,7 @@ async fn aad_certificate(key: Option<&Path>) -> CliResult<AadCert> {
         )
         .hint("run `az extension add --name ssh` (after `az login`)"));
     }
-    let dir = super::private_temp_dir("bastion-ssh-")?;
+    let dir = super::private_temp_dir(out, "bastion-ssh-")?;
     let (key, public) = match key {
         Some(key) => {
             let beside = PathBuf::from(format!("{}.pub", key.display()));
