@@ -49,20 +49,6 @@ async fn sshd_behind_a_bastion(
     (sshd, sandbox)
 }
 
-/// Random-looking bytes (xorshift), incompressible for ssh.
-fn payload(len: usize) -> Vec<u8> {
-    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        v.extend_from_slice(&state.to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
 fn hex_sha256(data: &[u8]) -> String {
     Sha256::digest(data)
         .iter()
@@ -105,7 +91,7 @@ async fn ssh_with_bastion_proxy_as_its_proxy_command() {
         sandbox.endpoint(),
         sandbox.vm
     );
-    let data = payload(UPLOAD);
+    let data = bastion_emulator::random_bytes(UPLOAD, 0x2545_F491_4F6C_DD1D);
     let mut cmd = Command::new(&tools.ssh);
     cmd.envs(sandbox.env())
         .args(sshd.client_options())

@@ -36,6 +36,7 @@
 mod arm;
 mod bastion;
 mod ca;
+mod data;
 mod error;
 mod identity;
 mod ids;
@@ -59,6 +60,7 @@ pub use bastion::{
     TargetFailure, TargetFixture, Trigger, spawn_echo_target, spawn_stalled_target, vm_resource_id,
 };
 pub use ca::TestCa;
+pub use data::random_bytes;
 pub use error::EmulatorError;
 pub use identity::{
     ClientSecretApp, DEFAULT_LOGIN_HOST, DEFAULT_TOKEN_TTL, FederatedApp, GrantKind,

@@ -165,19 +165,8 @@ where
     out
 }
 
-pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    // xorshift: fast, deterministic, incompressible enough for a checksum test.
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+#[allow(unused_imports)] // Not every test binary uses it.
+pub use bastion_emulator::random_bytes;
 
 pub fn checksum(data: &[u8]) -> Vec<u8> {
     use sha2::Digest;
