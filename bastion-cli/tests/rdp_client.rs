@@ -144,7 +144,7 @@ async fn the_directory_of_a_killed_run_is_removed_by_the_next_one() {
         first_dir.display()
     );
     second.assert_stderr_contains(&format!(
-        "Removed {}, left by a bastion run that was killed",
+        "Removed {}, left by a bastion rdp that was killed",
         first_dir.display()
     ));
     assert!(second_file.exists());

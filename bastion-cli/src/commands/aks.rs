@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use bastion_arm::model::ManagedCluster;
 use bastion_arm::{
-    EndpointPlan, Kubeconfig, Report, SessionDir, Status, Usage, fetch_kubeconfig,
-    run_aks_preflight,
+    EndpointPlan, Kubeconfig, Report, Status, Usage, fetch_kubeconfig, run_aks_preflight,
 };
 use bastion_core::{ConnectionEvent, LocalListener, Target, Tunnel, TunnelConfig};
 use serde_json::json;
@@ -125,12 +124,7 @@ pub async fn run(ctx: &Context, args: &AksArgs) -> CliResult<Outcome> {
 /// Removes the temporary directories (and the kubeconfigs in them) of `bastion aks` runs that
 /// were killed before they could.
 fn sweep_session_dirs(out: &crate::output::Output) {
-    for dir in SessionDir::sweep_stale(&std::env::temp_dir(), SESSION_DIR_PREFIX) {
-        out.info(format!(
-            "Removed {}, left by a bastion aks that was killed",
-            dir.display()
-        ));
-    }
+    super::sweep_temp_dirs(out, SESSION_DIR_PREFIX, "bastion aks");
 }
 
 /// What the steps before the kubeconfig produce.
@@ -262,14 +256,7 @@ pub async fn run_flow(ctx: &Context, flow: Flow<'_>, signals: &mut Signals) -> C
 
     // A private (0700) directory for the temporary kubeconfig and the shell's rc file, locked
     // while this process lives so that a later run can remove it should this one be killed.
-    let session_dir =
-        SessionDir::create_in(&std::env::temp_dir(), SESSION_DIR_PREFIX).map_err(|e| {
-            CliError::new(
-                Code::Other,
-                format!("cannot create a temporary directory: {e}"),
-            )
-            .hint("check TMPDIR")
-        })?;
+    let session_dir = super::session_dir(SESSION_DIR_PREFIX)?;
     let temp = session_dir.path().join("config");
     let destination = match (&flow.kubeconfig_path, &flow.kubeconfig_out) {
         (Some(p), _) if flow.write_in_place => {

@@ -222,7 +222,7 @@ fn percent_encode(text: &str) -> String {
 
 /// A private (0700) temporary directory for the `.rdp` file.
 fn rdp_dir(out: &Output) -> CliResult<bastion_arm::SessionDir> {
-    super::private_temp_dir(out, "bastion-rdp-")
+    super::private_temp_dir(out, "bastion-rdp-", "bastion rdp")
 }
 
 /// The `.rdp` file's text: the tunnel's address, and the user name when given.

@@ -178,7 +178,7 @@ async fn aad_certificate(out: &Output, key: Option<&Path>) -> CliResult<AadCert>
         )
         .hint("run `az extension add --name ssh` (after `az login`)"));
     }
-    let dir = super::private_temp_dir(out, "bastion-ssh-")?;
+    let dir = super::private_temp_dir(out, "bastion-ssh-", "bastion ssh")?;
     let (key, public) = match key {
         Some(key) => {
             let beside = PathBuf::from(format!("{}.pub", key.display()));

@@ -39,12 +39,7 @@ pub async fn run(ctx: &Context, args: &UpArgs) -> CliResult<Outcome> {
     // The whole file is checked before any network call.
     let file = config::load(&args.file)?;
     // What a run killed outright left behind is cleaned up first (as `bastion aks` does).
-    for dir in SessionDir::sweep_stale(&std::env::temp_dir(), SESSION_DIR_PREFIX) {
-        out.info(format!(
-            "Removed {}, left by a bastion up that was killed",
-            dir.display()
-        ));
-    }
+    super::sweep_temp_dirs(&out, SESSION_DIR_PREFIX, "bastion up");
     if let Ok(store) = kubefile::store() {
         let _ = kubefile::recover(&out, &store);
     }
@@ -256,15 +251,7 @@ impl<'a> Up<'a> {
     fn temporary_kubeconfig(&self, name: &str) -> CliResult<PathBuf> {
         let mut dir = self.session_dir.lock().unwrap_or_else(|p| p.into_inner());
         if dir.is_none() {
-            *dir = Some(
-                SessionDir::create_in(&std::env::temp_dir(), SESSION_DIR_PREFIX).map_err(|e| {
-                    CliError::new(
-                        Code::Other,
-                        format!("cannot create a temporary directory: {e}"),
-                    )
-                    .hint("check TMPDIR")
-                })?,
-            );
+            *dir = Some(super::session_dir(SESSION_DIR_PREFIX)?);
         }
         let dir = dir.as_ref().map(SessionDir::path).unwrap_or(Path::new("."));
         Ok(dir.join(format!("{name}.kubeconfig")))
