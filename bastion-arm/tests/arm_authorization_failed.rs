@@ -1,6 +1,6 @@
 //! A principal without the needed role gets 403 AuthorizationFailed naming the action and scope.
 
-mod common;
+use crate::common;
 
 use common::*;
 

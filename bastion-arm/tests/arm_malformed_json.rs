@@ -1,7 +1,7 @@
 //! A body that is not the expected JSON is a typed error with an excerpt; error bodies are
 //! understood wrapped or bare.
 
-mod common;
+use crate::common;
 
 use bastion_emulator::Fault;
 use common::*;

@@ -1,7 +1,7 @@
 //! A missing Bastion, resource group or subscription is a typed not-found error that names the
 //! id and the subscription and keeps ARM's code and message.
 
-mod common;
+use crate::common;
 
 use common::*;
 

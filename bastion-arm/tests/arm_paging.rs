@@ -1,7 +1,7 @@
 //! Lists follow the absolute nextLink verbatim until it is absent, and a nextLink loop is cut
 //! off by the page limit.
 
-mod common;
+use crate::common;
 
 use bastion_emulator::ArmEmulatorConfig;
 use common::*;

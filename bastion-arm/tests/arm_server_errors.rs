@@ -1,7 +1,7 @@
 //! 5xx answers and dropped connections are retried a bounded number of times; a persistent
 //! 500 ends in a typed server error with the request id.
 
-mod common;
+use crate::common;
 
 use bastion_emulator::Fault;
 use common::*;

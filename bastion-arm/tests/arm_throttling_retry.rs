@@ -1,7 +1,7 @@
 //! 429 with Retry-After is retried after the advertised delay; persistent throttling ends in a
 //! typed throttled error after the bounded retries.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

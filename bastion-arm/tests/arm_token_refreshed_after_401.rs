@@ -2,7 +2,7 @@
 //! the request is retried once with a fresh token from the credential; a credential that keeps
 //! handing out refused tokens ends in an authentication error after that one retry.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

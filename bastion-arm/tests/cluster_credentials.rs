@@ -2,7 +2,7 @@
 //! public one with server-fqdn=public), trusting the test CA; admin credentials are refused
 //! when local accounts are disabled.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use common::*;

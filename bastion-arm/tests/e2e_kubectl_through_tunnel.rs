@@ -7,7 +7,7 @@
 //! When kubectl is not installed the test says so loudly and makes the same request with an
 //! HTTP client through the tunnel instead; under `CI=true` a missing kubectl fails the test.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

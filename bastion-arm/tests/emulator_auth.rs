@@ -1,7 +1,7 @@
 //! The ARM emulator authenticates like ARM: a bearer JWT is required, expired tokens and tokens
 //! from another tenant are refused, api-version is required, and nothing can be written.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

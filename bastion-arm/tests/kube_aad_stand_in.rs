@@ -3,7 +3,7 @@
 //! `6dae42f8-…`) and refuses ARM tokens with 401; the identity emulator mints the audience of
 //! the scope it is asked for, for each credential that speaks HTTP.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! The Kubernetes API stand-in serves discovery, lists and server-side tables over HTTPS for
 //! the cluster's FQDNs, and only to the bearer tokens it was given.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr};
 

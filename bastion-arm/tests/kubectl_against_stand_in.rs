@@ -3,7 +3,7 @@
 //! `tls-server-name`, as the tunnel does). Skipped when kubectl is not installed, except under
 //! `CI=true`, where that fails.
 
-mod common;
+use crate::common;
 
 use bastion_arm::{ClusterSelector, Kubeconfig};
 use bastion_emulator::Sandbox;

@@ -1,7 +1,7 @@
 //! The permissions API reports one entry per assignment at or above the scope, from the same
 //! table that drives enforcement; resource and resource-group scopes both work.
 
-mod common;
+use crate::common;
 
 use bastion_arm::access;
 use bastion_arm::model::Permission;

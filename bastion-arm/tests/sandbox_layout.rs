@@ -2,7 +2,7 @@
 //! data-plane emulator, the private cluster's kubeconfig is accepted by the Kubernetes
 //! stand-in, and the restricted user cannot read the Bastion.
 
-mod common;
+use crate::common;
 
 use bastion_emulator::Sandbox;
 use bastion_emulator::sandbox::*;

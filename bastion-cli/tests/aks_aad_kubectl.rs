@@ -4,8 +4,8 @@
 //! pods; no `az`, no kubelogin. No Bastion session and nothing in TMPDIR is left behind. Under
 //! `CI=true` a missing kubectl fails.
 
-mod aad;
-mod common;
+use crate::aad;
+use crate::common;
 
 use aad::{AuthEnv, METHODS, aadaks_args, kubectl, principal_of};
 use bastion_emulator::{GrantKind, is_aks_audience};

@@ -1,7 +1,7 @@
 //! `bastion aks --admin`: the admin kubeconfig (context renamed `<cluster>-admin`) works
 //! through the tunnel like the user one.
 
-mod common;
+use crate::common;
 
 use common::{ArmSandbox, assert_success, run_command};
 

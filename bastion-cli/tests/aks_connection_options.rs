@@ -3,7 +3,7 @@
 //! `--public-fqdn`, against the sandbox: the kubeconfig names the bound address, the context
 //! and the public FQDN; kubectl reaches the cluster through it; nothing is left behind.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

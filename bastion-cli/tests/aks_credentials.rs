@@ -1,7 +1,7 @@
 //! `bastion aks credentials`: az aks get-credentials without az and without a tunnel, against
 //! the sandbox's ARM.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;

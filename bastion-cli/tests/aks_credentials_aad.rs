@@ -2,8 +2,8 @@
 //! running this binary's `kube-token` with the `--auth` in effect (never a secret), and with
 //! `--kube-auth kubelogin` keeps kubelogin with the `--login` mode of that `--auth`.
 
-mod aad;
-mod common;
+use crate::aad;
+use crate::common;
 
 use aad::{AuthEnv, METHODS, aadaks_args, args_of, exec_of};
 use bastion_emulator::sandbox::{

@@ -1,7 +1,7 @@
 //! Ctrl-C, SIGTERM or SIGHUP while `bastion aks` is still talking to ARM ends it at once with
 //! 128 + the signal, instead of being swallowed until a slow call returns.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! pointed at the tunnel while the command runs, and put back byte for byte on exit. (Every
 //! other way of ending is in aks_users_kubeconfig_untouched.rs.)
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

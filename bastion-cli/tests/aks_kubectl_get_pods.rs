@@ -2,7 +2,7 @@
 //! Bastion session left in the emulator, no temporary kubeconfig left on disk. Without kubectl
 //! it falls back to curl, except under `CI=true`, where that fails.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

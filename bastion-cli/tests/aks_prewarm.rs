@@ -2,7 +2,7 @@
 //! API server are kept connected with no client; when it exits, every session is deleted,
 //! pre-warmed ones included, and the exit status is the command's.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

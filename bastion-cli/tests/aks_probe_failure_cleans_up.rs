@@ -1,7 +1,7 @@
 //! When the Bastion refuses the tunnel, `bastion aks` fails fast at its probe (before running
 //! the command), with the auth exit code, and still removes the kubeconfig and every session.
 
-mod common;
+use crate::common;
 
 use bastion_emulator::Faults;
 use common::{ArmSandbox, assert_clean_error, assert_nothing_left_in, run_command};

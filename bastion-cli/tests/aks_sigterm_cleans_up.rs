@@ -2,7 +2,7 @@
 //! it and the same cleanup runs (tunnel closed, sessions deleted, kubeconfig removed), and the
 //! exit status is the child's.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

@@ -1,7 +1,7 @@
 //! `bastion aks --skip-checks` skips the role and network checks (a cluster they would stop
 //! gets its tunnel, with a warning), but never the SKU and native-client gate.
 
-mod common;
+use crate::common;
 
 use bastion_arm::ResourceId;
 use bastion_emulator::sandbox::{BASIC_BASTION, PRIVATE_CLUSTER_NO_PUBLIC_FQDN};

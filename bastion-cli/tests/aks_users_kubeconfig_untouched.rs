@@ -8,7 +8,7 @@
 //! Each run gets its own state directory (`XDG_STATE_HOME`, where in-place backups go) and
 //! `TMPDIR`, both checked to be empty at the end.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};

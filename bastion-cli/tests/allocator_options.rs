@@ -6,7 +6,7 @@
 
 #![cfg(not(target_env = "msvc"))]
 
-mod common;
+use crate::common;
 
 use common::run;
 

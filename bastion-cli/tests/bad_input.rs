@@ -1,7 +1,7 @@
 //! Bad input never panics: one line `error: <what> — <what to do>` on stderr, the documented
 //! exit code, no backtrace (RUST_BACKTRACE=1 is set for every run).
 
-mod common;
+use crate::common;
 
 use bastion_emulator::sandbox::HUB_BASTION;
 use common::{ArmSandbox, CoreSandbox, assert_clean_error, myaks_args, run, run_command};

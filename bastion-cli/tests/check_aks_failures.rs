@@ -1,7 +1,7 @@
 //! `bastion check aks` on clusters that cannot work: the failing row, its fix, and exit code 4
 //! (pre-flight failed).
 
-mod common;
+use crate::common;
 
 use bastion_arm::ResourceId;
 use bastion_emulator::sandbox::{

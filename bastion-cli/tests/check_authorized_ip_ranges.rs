@@ -2,7 +2,7 @@
 //! include the Bastion's public IP passes; once they leave it out, the row fails with the
 //! `az aks update` that adds it, and `bastion aks` stops (exit 4) before writing anything.
 
-mod common;
+use crate::common;
 
 use bastion_arm::ResourceId;
 use bastion_emulator::sandbox::{HUB_BASTION, HUB_BASTION_IP, PUBLIC_CLUSTER};

@@ -1,7 +1,7 @@
 //! `bastion check tunnel`: the gate rows for a VM tunnel (SKU, native client, IP connect,
 //! Developer ports) and the role rows, with exit code 4 when one fails.
 
-mod common;
+use crate::common;
 
 use bastion_emulator::sandbox::{
     BASIC_BASTION, DEVELOPER_BASTION, HUB_BASTION, PREMIUM_BASTION, PRIVATE_CLUSTER,

@@ -1,6 +1,6 @@
 //! `bastion completions SHELL` prints a script; `--help` documents the exit codes.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

@@ -1,6 +1,6 @@
 //! `bastion demo` runs the whole AKS flow against the built-in sandbox and succeeds.
 
-mod common;
+use crate::common;
 
 use common::{assert_success, run};
 

@@ -2,7 +2,7 @@
 //! the VM's) with the secret it requires, so that a script (the benchmark harness) can ask
 //! whether a run left any session behind: with the secret the stats answer, without it 401.
 
-mod common;
+use crate::common;
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! (0600), and the other-credential lines it prints work as written: the client-secret one
 //! fetches the AAD cluster's credentials from the sandbox's ARM through the identity emulator.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::Stdio;

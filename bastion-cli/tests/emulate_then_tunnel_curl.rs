@@ -1,7 +1,7 @@
 //! `bastion emulate`, then `bastion tunnel` with the environment it printed, then `curl`
 //! through the local port to the sandbox VM's HTTP server; Ctrl-C stops both cleanly.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

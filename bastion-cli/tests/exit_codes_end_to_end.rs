@@ -1,7 +1,7 @@
 //! Exit codes 1 ("any other failure") and 6 ("tunnel failed") from the real binary, each with
 //! its one clean error line (the problem, then what to do) and nothing left behind.
 
-mod common;
+use crate::common;
 
 use std::process::{Output, Stdio};
 

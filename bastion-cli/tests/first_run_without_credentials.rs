@@ -2,7 +2,7 @@
 //! credentials were tried and why, then the fixes, in a few short lines (exit 5); the SDK's
 //! full message stays in `--output json`.
 
-mod common;
+use crate::common;
 
 use common::{ArmSandbox, command, run_command};
 

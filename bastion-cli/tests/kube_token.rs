@@ -3,8 +3,8 @@
 //! expires, `KUBERNETES_EXEC_INFO` is honoured, and a missing or wrong credential is one clean
 //! error line on stderr.
 
-mod aad;
-mod common;
+use crate::aad;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;

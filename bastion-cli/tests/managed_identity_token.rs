@@ -1,7 +1,7 @@
 //! `--auth managed-identity` gets its token from the local identity endpoint over plain http
 //! (here an App Service style endpoint on loopback), and the tunnel works with it.
 
-mod common;
+use crate::common;
 
 use std::net::IpAddr;
 use std::process::Stdio;

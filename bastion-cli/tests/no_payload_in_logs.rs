@@ -2,7 +2,7 @@
 //! payload included, and that must not reach stderr (an HTTP request sent through a tunnel
 //! carries its `Authorization` header).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! Without OpenSSH installed these tests say so and pass, except under `CI=true`, where
 //! `.ci/run` installs it and a missing one fails.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsString;
 use std::process::Stdio;

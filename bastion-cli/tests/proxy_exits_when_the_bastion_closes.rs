@@ -1,7 +1,7 @@
 //! When the far side ends the session (sshd hanging up), `bastion proxy` exits even though its
 //! stdin is still open, as ssh's ProxyCommand must.
 
-mod common;
+use crate::common;
 
 use bastion_emulator::Faults;
 use common::{CoreSandbox, exit_status, spawn_proxy};

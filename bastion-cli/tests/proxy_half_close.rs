@@ -2,7 +2,7 @@
 //! stops the sending only; the far side's reply is still relayed until it ends or the linger
 //! passes (docs/protocol.md), as netcat-style and `ssh … < file` use needs.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

@@ -2,7 +2,7 @@
 //! closed and deleted, and the proxy exits although its stdin is still open (ssh then sees the
 //! connection end).
 
-mod common;
+use crate::common;
 
 use common::{CoreSandbox, WAIT, exit_status, read_stderr, spawn_proxy};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

@@ -1,7 +1,7 @@
 //! `bastion proxy` driven through a pipe, as ssh's ProxyCommand drives it: the bytes that come
 //! out on stdout are the bytes that went in on stdin, and nothing else.
 
-mod common;
+use crate::common;
 
 use common::{CoreSandbox, WAIT, exit_status, read_stderr, spawn_proxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -5,7 +5,7 @@
 //! fast path is in use) and cleared once it has exited, whether it ended on end of input, a
 //! signal or an error from the Bastion (docs/architecture.md#stdio-of-bastion-proxy).
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::os::fd::OwnedFd;

@@ -2,7 +2,7 @@
 //! newline or more input (ssh's first packets are small and binary; a line-buffered stdout
 //! made the handshake hang).
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;

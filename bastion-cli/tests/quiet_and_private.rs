@@ -1,6 +1,6 @@
 //! `-q` hides progress, never a security warning; files the CLI keeps for a while are private.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt as _;
 

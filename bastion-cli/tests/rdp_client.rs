@@ -3,7 +3,7 @@
 //! (a shell script) records its arguments and sends bytes through the tunnel to the sandbox's
 //! RDP target (an echo server). `--no-launch` writes a `.rdp` file and waits for Ctrl-C.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;

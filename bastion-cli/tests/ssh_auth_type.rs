@@ -4,7 +4,7 @@
 //! exist, and sends a line through the tunnel to the echo target. For AAD a fake `az` on PATH
 //! signs the public key with a test CA, as `az ssh cert` would with Entra ID's.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! `bastion ssh` runs ssh against its own tunnel, passes extra arguments through and exits with
 //! ssh's code. A stand-in "ssh" (a shell script) talks to the echo target through the port.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt as _;
 

@@ -3,7 +3,7 @@
 //! warning; `--token JWT` still works but warns, even with `-q`, since the process list shows
 //! it to every user of the machine.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

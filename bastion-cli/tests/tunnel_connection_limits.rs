@@ -2,7 +2,7 @@
 //! its session deleted) while the tunnel keeps serving; connections beyond the limit wait,
 //! unaccepted, until one ends, then are served.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! A Developer SKU Bastion through the CLI: the data-pod lookup, one connection at a time, and
 //! its port rule (22/3389 only unless --allow-any-port) as a pre-flight failure.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

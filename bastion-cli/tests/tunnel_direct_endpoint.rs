@@ -1,7 +1,7 @@
 //! `bastion tunnel --bastion-endpoint` against the data-plane emulator: bytes through the local
 //! port, one log line per connection, and SIGTERM closes and deletes every session.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

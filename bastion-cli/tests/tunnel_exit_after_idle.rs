@@ -1,7 +1,7 @@
 //! `bastion tunnel --exit-after-idle N` closes the tunnel by itself once no connection has been
 //! open for N seconds (no more never-ending background tunnels), and not while one is open.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;

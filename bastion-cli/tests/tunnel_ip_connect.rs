@@ -1,7 +1,7 @@
 //! IP connect through the CLI: `bastion tunnel --target-ip-address` on a Bastion with IP
 //! connect on opens sessions for the address (the token POST's `hostname`) and relays to it.
 
-mod common;
+use crate::common;
 
 use bastion_emulator::SandboxVm;
 use bastion_emulator::sandbox_vm::{VM_BASTION, VM_RESOURCE_GROUP};

@@ -1,7 +1,7 @@
 //! `bastion --output json tunnel`: one JSON object per event on stdout (ready, each connection
 //! opened and closed with its bytes, closed), nothing else.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! sent before it attached, and SIGTERM deletes every session, pre-warmed ones included. Also
 //! the error for more pre-warmed sessions than the cap, and `proxy --prewarm` accepted.
 
-mod common;
+use crate::common;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;

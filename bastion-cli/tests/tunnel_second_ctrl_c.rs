@@ -1,7 +1,7 @@
 //! The first Ctrl-C closes the tunnel and waits for its sessions to be deleted; a second one
 //! exits at once (status 130) without waiting.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

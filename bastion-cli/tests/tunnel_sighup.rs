@@ -1,7 +1,7 @@
 //! SIGHUP (the terminal went away) ends a running tunnel like Ctrl-C and SIGTERM: open
 //! connections are closed and every Bastion session is deleted before bastion exits.
 
-mod common;
+use crate::common;
 
 use common::{CoreSandbox, WAIT, connect, round_trip, spawn_tunnel};
 use rustix::process::Signal;

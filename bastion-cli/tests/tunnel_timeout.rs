@@ -2,7 +2,7 @@
 //! ready, even with a connection open; the connection is closed, every session deleted, the exit
 //! code is 0, and a status line (a `timeout` JSON event) says why it ended.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! A session the Bastion refuses to delete is reported when the tunnel ends: the `closed`
 //! event counts it in `undeleted_sessions`, and a warning says what becomes of it.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

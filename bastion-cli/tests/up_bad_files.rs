@@ -1,7 +1,7 @@
 //! `bastion up -f FILE` with a bad file: exit 2 before any network call, with one clear error
 //! line naming the file, the tunnel and the key, and what to do.
 
-mod common;
+use crate::common;
 
 use common::{assert_clean_error, run};
 

@@ -5,7 +5,7 @@
 //! a file that no longer parses on SIGHUP keeps the set; SIGTERM deletes every session and puts
 //! the kubeconfig back byte for byte. Also the text status lines, and SIGINT.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;

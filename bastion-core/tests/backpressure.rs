@@ -1,6 +1,6 @@
 //! A target that stops reading: the tunnel stops reading from the local client, so memory stays
 //! bounded however much the client tries to send.
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! A local client that resets its connection mid-transfer: the tunnel sends a Close frame,
 //! deletes the session, and keeps serving.
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! 200 concurrent connections of 1 MiB each: all intact, and afterwards no live session and as
 //! many DELETEs as tokens issued (the reference leaks all but the last under concurrency).
-mod common;
+use crate::common;
 
 use common::*;
 

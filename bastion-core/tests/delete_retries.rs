@@ -3,7 +3,7 @@
 //! undeleted at shutdown is counted in `undeleted_sessions`. Shutdown while a session is
 //! being set up (token POST in flight, or the upgrade done but nothing relayed) deletes it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The Developer SKU path (data-pod lookup, `/omni/webtunnel/`, one connection at a time) and
 //! IP connect (`bh-hostConnect` resource id plus `hostname`).
-mod common;
+use crate::common;
 
 use std::net::IpAddr;
 

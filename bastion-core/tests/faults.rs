@@ -2,7 +2,7 @@
 //! cause, its session is still deleted, and the listener keeps serving the next connection.
 //! Quirks the service is known for (101 without upgrade headers, 429 with Retry-After,
 //! server pings, latency) simply work.
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Through an HTTPS proxy (HTTP CONNECT, with basic auth): the token POST, the WebSocket and the
 //! DELETE all go through the proxy, TLS is still verified end to end against the Bastion's name,
 //! and a wrong proxy password is reported as such.
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -1,6 +1,6 @@
 //! With trace logging on, no token value (ARM token, auth token, WebSocket token) appears in
 //! the logs, on success or on failure.
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

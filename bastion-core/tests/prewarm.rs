@@ -1,7 +1,7 @@
 //! Pre-warmed sessions against the Bastion emulator over TLS: a local client receives the banner
 //! its target sent before the client attached (as sshd sends one on connect), sessions past
 //! their maximum age are replaced, and at shutdown no session is left.
-mod common;
+use crate::common;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! those bytes replayed, and a far side that answers only after more than the replay window
 //! slows the local side down instead of failing the connection.
 
-mod common;
+use crate::common;
 
 use bastion_core::Target;
 use bastion_emulator::{BastionFixture, Faults, SessionRecord, TargetFixture};

@@ -1,6 +1,6 @@
 //! Shutdown with 50 live connections: every WebSocket gets a Close frame and every session is
 //! deleted, within the shutdown budget.
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

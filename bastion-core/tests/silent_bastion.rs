@@ -1,7 +1,7 @@
 //! A Bastion that goes silent right after the upgrade (no frames, no pong) is detected: once
 //! the service has answered a ping on an earlier connection of the tunnel (`Liveness::Learned`,
 //! the default) or always (`Liveness::Always`), instead of holding the connection for minutes.
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! 64 MiB of random data each way through the tunnel to an echo target, with 4 KiB and 64 KiB
 //! frames: what comes back is what went in, and no frame exceeds the configured size.
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -1,6 +1,6 @@
 //! 100 connections ask the credential for a token once: the ARM token is cached and
 //! concurrent connections share one refresh (the reference fetches one per connection).
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
