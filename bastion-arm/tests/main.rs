@@ -19,3 +19,14 @@ mod kubectl_against_stand_in;
 mod permissions_api;
 mod properties;
 mod sandbox_layout;
+
+/// Every test file is built: one missing from the list above would never run.
+#[test]
+fn every_test_file_is_declared_above() {
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let missing = bastion_emulator::undeclared_test_files(&tests);
+    assert!(
+        missing.is_empty(),
+        "add `mod NAME;` to tests/main.rs for {missing:?}"
+    );
+}

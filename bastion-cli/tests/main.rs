@@ -58,3 +58,14 @@ mod tunnel_timeout;
 mod tunnel_undeleted_sessions;
 mod up_bad_files;
 mod up_tunnels_file;
+
+/// Every test file is built: one missing from the list above would never run.
+#[test]
+fn every_test_file_is_declared_above() {
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let missing = bastion_emulator::undeclared_test_files(&tests);
+    assert!(
+        missing.is_empty(),
+        "add `mod NAME;` to tests/main.rs for {missing:?}"
+    );
+}

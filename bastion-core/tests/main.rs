@@ -18,3 +18,14 @@ mod shutdown;
 mod silent_bastion;
 mod throughput;
 mod token_cache;
+
+/// Every test file is built: one missing from the list above would never run.
+#[test]
+fn every_test_file_is_declared_above() {
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let missing = bastion_emulator::undeclared_test_files(&tests);
+    assert!(
+        missing.is_empty(),
+        "add `mod NAME;` to tests/main.rs for {missing:?}"
+    );
+}

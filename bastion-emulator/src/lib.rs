@@ -47,6 +47,7 @@ mod respond;
 pub mod sandbox;
 pub mod sandbox_vm;
 mod server;
+mod test_layout;
 
 pub use arm::{
     ArmEmulator, ArmEmulatorConfig, ClusterAccess, CredentialKind, DEFAULT_ARM_HOST, Fault,
@@ -70,3 +71,4 @@ pub use jwt::{AKS_SERVER_APP_ID, TestClaims, is_aks_audience, is_arm_audience};
 pub use kube::{KUBERNETES_VERSION, KubeApiServer, KubeApiServerConfig, KubeRequest};
 pub use sandbox::Sandbox;
 pub use sandbox_vm::SandboxVm;
+pub use test_layout::undeclared_test_files;
