@@ -62,10 +62,5 @@ mod up_tunnels_file;
 /// Every test file is built: one missing from the list above would never run.
 #[test]
 fn every_test_file_is_declared_above() {
-    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
-    let missing = bastion_emulator::undeclared_test_files(&tests);
-    assert!(
-        missing.is_empty(),
-        "add `mod NAME;` to tests/main.rs for {missing:?}"
-    );
+    bastion_emulator::assert_test_files_declared(env!("CARGO_MANIFEST_DIR"));
 }

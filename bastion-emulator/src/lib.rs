@@ -71,4 +71,4 @@ pub use jwt::{AKS_SERVER_APP_ID, TestClaims, is_aks_audience, is_arm_audience};
 pub use kube::{KUBERNETES_VERSION, KubeApiServer, KubeApiServerConfig, KubeRequest};
 pub use sandbox::Sandbox;
 pub use sandbox_vm::SandboxVm;
-pub use test_layout::undeclared_test_files;
+pub use test_layout::assert_test_files_declared;

@@ -4,10 +4,21 @@
 
 use std::path::Path;
 
+/// Panics, naming them, if the crate at `manifest_dir` has `tests/*.rs` files that its
+/// `tests/main.rs` does not declare.
+pub fn assert_test_files_declared(manifest_dir: &str) {
+    let missing = undeclared_test_files(&Path::new(manifest_dir).join("tests"));
+    assert!(
+        missing.is_empty(),
+        "add `mod NAME;` to {manifest_dir}/tests/main.rs for {missing:?}: a test file it does \
+         not declare is never built or run"
+    );
+}
+
 /// The `tests/*.rs` files in `tests_dir` that its `main.rs` does not declare with
 /// `mod NAME;`, sorted. A directory or `main.rs` that cannot be read is reported as a missing
 /// entry too, so that the check fails loudly rather than passing on nothing.
-pub fn undeclared_test_files(tests_dir: &Path) -> Vec<String> {
+fn undeclared_test_files(tests_dir: &Path) -> Vec<String> {
     let main = match std::fs::read_to_string(tests_dir.join("main.rs")) {
         Ok(text) => text,
         Err(e) => return vec![format!("{}/main.rs: {e}", tests_dir.display())],
@@ -54,6 +65,17 @@ mod tests {
             undeclared_test_files(dir.path()),
             vec!["also_forgotten".to_owned(), "forgotten".to_owned()]
         );
+    }
+
+    #[test]
+    #[should_panic(expected = "add `mod NAME;`")]
+    fn the_assertion_names_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let tests = dir.path().join("tests");
+        std::fs::create_dir(&tests).unwrap();
+        std::fs::write(tests.join("main.rs"), "").unwrap();
+        std::fs::write(tests.join("forgotten.rs"), "").unwrap();
+        assert_test_files_declared(dir.path().to_str().unwrap());
     }
 
     #[test]
