@@ -13,17 +13,24 @@ fn config() -> ProptestConfig {
     }
 }
 
-/// A DNS label that `url` keeps as is (no IDNA `xx--` labels).
-fn dns_label() -> impl Strategy<Value = String> {
-    "[a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?"
-        .prop_filter("no IDNA label", |l| l.get(2..4) != Some("--"))
+/// Whether `url` keeps a label as is: an IDNA `xx--` label (`xn--` is punycode, and most
+/// random ones do not decode) is not a plain host-name label.
+fn not_idna(label: &str) -> bool {
+    label.get(2..4) != Some("--")
 }
 
-/// A host name whose last label starts with a letter (never read as an IPv4 address).
+/// A DNS label that `url` keeps as is.
+fn dns_label() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?".prop_filter("no IDNA label", |l| not_idna(l))
+}
+
+/// A host name whose last label starts with a letter (never read as an IPv4 address). Its
+/// last label is no IDNA label either: `xn--jCMO1` as the last label once failed this file's
+/// `host_names_and_ports_are_accepted`, rightly rejected by the parser (it is no punycode).
 fn dns_name() -> impl Strategy<Value = String> {
     (
         prop::collection::vec(dns_label(), 0..4),
-        "[a-zA-Z]([a-zA-Z0-9-]{0,8}[a-zA-Z0-9])?",
+        "[a-zA-Z]([a-zA-Z0-9-]{0,8}[a-zA-Z0-9])?".prop_filter("no IDNA label", |l| not_idna(l)),
     )
         .prop_map(|(mut labels, last)| {
             labels.push(last);
